@@ -1,0 +1,272 @@
+"""Commands only: parse arguments, call the library, print, exit codes (SPEC §5)."""
+
+from __future__ import annotations
+
+import argparse
+import json
+import logging
+import os
+import sys
+from collections.abc import Iterator
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+from bot import __version__
+from bot.config import Config, LoadedConfig, config_path, load_config
+from bot.errors import InvalidConfig
+from bot.events import InvalidEvent
+from bot.pipeline import Notification, Pipeline
+
+EXIT_OK, EXIT_INVALID_CONFIG, EXIT_USAGE, EXIT_INVALID_EVENT = 0, 1, 2, 3
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = _parser()
+    args = parser.parse_args(argv)
+    logging.basicConfig(level=logging.WARNING, format="%(levelname)s %(name)s: %(message)s", stream=sys.stderr)
+    if not getattr(args, "command", None):
+        parser.print_help()
+        return EXIT_USAGE
+    return args.handler(args)
+
+
+def _parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(prog="dwbot", description="ChatOps notifications for DataWorks OpenEvent.")
+    parser.add_argument("--version", action="version", version=f"dwbot {__version__}")
+    sub = parser.add_subparsers(dest="command", metavar="COMMAND")
+
+    def with_config(p: argparse.ArgumentParser) -> None:
+        p.add_argument("-c", "--config", help="config file (default: $DWBOT_CONFIG, else ./bot.yaml, "
+                                              "else embedded defaults)")
+        p.add_argument("--rules", action="append", metavar="PATH",
+                       help="rule file or directory, instead of the config's `rules:` (repeatable)")
+
+    check = sub.add_parser("check", help="validate config, rules and templates")
+    with_config(check)
+    check.set_defaults(handler=cmd_check)
+
+    test = sub.add_parser("test", help="dry run: which rules match each event, and the exact messages")
+    test.add_argument("events", nargs="+", metavar="EVENT", help="file with one JSON event or JSON Lines; - = stdin")
+    with_config(test)
+    test.add_argument("--json", action="store_true", help="one JSON object per event (SPEC §5)")
+    test.add_argument("--explain", action="store_true", help="show why each other rule did not match")
+    test.set_defaults(handler=cmd_test)
+
+    schema = sub.add_parser("schema", help="print the JSON Schema of rule files or the config file")
+    schema.add_argument("kind", nargs="?", choices=["rules", "config"], default="rules")
+    schema.set_defaults(handler=cmd_schema)
+    return parser
+
+
+# ----------------------------------------------------------------------------------- loading
+
+
+def _load(args: argparse.Namespace, *, strict: bool) -> Pipeline:
+    """Config + rules -> Pipeline; InvalidConfig carries every problem of both."""
+    path = config_path(args.config)
+    problems = []
+    loaded: LoadedConfig | None = None
+    try:
+        loaded = load_config(path)
+    except InvalidConfig as exc:
+        problems += exc.problems
+    if loaded is None:
+        # Still validate the rules, so one run reports everything; channel names can't be checked.
+        rule_problems = _rule_problems_without_config(args, path)
+        raise InvalidConfig(problems + rule_problems)
+    return Pipeline.load(loaded, args.rules, strict=strict)
+
+
+def _rule_problems_without_config(args: argparse.Namespace, path: str | None):
+    from bot.events import zone
+    from bot.rules.loader import load_rules
+    from bot.templates import TemplateEngine
+
+    base = Path(path).resolve().parent if path else Path.cwd()
+    paths = [Path(p) for p in args.rules] if args.rules else [base / "rules"]
+    try:
+        load_rules(paths, None, TemplateEngine(zone(Config().timezone)))
+    except InvalidConfig as exc:
+        return exc.problems
+    return []
+
+
+def _redactor(pipeline: Pipeline | None):
+    return pipeline.loaded.redact if pipeline else (lambda text: text)
+
+
+def cmd_check(args: argparse.Namespace) -> int:
+    try:
+        pipeline = _load(args, strict=True)
+    except InvalidConfig as exc:
+        for problem in exc.problems:
+            print(problem, file=sys.stderr)
+        print(f"{len(exc.problems)} problem(s) found", file=sys.stderr)
+        return EXIT_INVALID_CONFIG
+    rules = pipeline.rules
+    print(f"ok: {pipeline.loaded.path or 'embedded defaults'}, {len(rules.files)} rule file(s), "
+          f"{len(rules.ruleset.rules)} rule(s), {len(rules.templates)} template(s), "
+          f"{len(pipeline.config.channels)} channel(s)")
+    return EXIT_OK
+
+
+# -------------------------------------------------------------------------------------- test
+
+
+@dataclass
+class _Input:
+    label: str
+    raw: Any = None
+    text: str | None = None
+    error: str | None = None
+
+
+def _read_inputs(name: str) -> Iterator[_Input]:
+    """A file holding one JSON value, or JSON Lines (label gets `:LINE`)."""
+    try:
+        text = sys.stdin.read() if name == "-" else Path(name).read_text(encoding="utf-8")
+    except (OSError, UnicodeDecodeError) as exc:
+        yield _Input(name, error=f"cannot read: {exc}")
+        return
+    label = "<stdin>" if name == "-" else name
+    try:
+        yield _Input(label, raw=json.loads(text))
+        return
+    except json.JSONDecodeError as exc:
+        whole_error = exc
+    lines = [(n, line) for n, line in enumerate(text.splitlines(), 1) if line.strip()]
+    if not lines:
+        yield _Input(label, error="empty input")
+        return
+    if not whole_error.msg.startswith("Extra data") and len(lines) > 1 and not lines[0][1].strip().endswith("}"):
+        yield _Input(label, error=f"not JSON: {whole_error}")  # one broken multi-line document
+        return
+    for number, line in lines:
+        yield _Input(f"{label}:{number}", text=line)
+
+
+def cmd_test(args: argparse.Namespace) -> int:
+    try:
+        pipeline = _load(args, strict=True)
+    except InvalidConfig as exc:
+        for problem in exc.problems:
+            print(problem, file=sys.stderr)
+        return EXIT_INVALID_CONFIG
+    redact = _redactor(pipeline)
+    printer = _JsonPrinter() if args.json else _HumanPrinter(redact)
+    any_invalid = False
+    for name in args.events:
+        for item in _read_inputs(name):
+            record = _test_one(pipeline, item, args.explain)
+            any_invalid |= record["error"] is not None
+            printer.print(record)
+    printer.close()
+    return EXIT_INVALID_EVENT if any_invalid else EXIT_OK
+
+
+def _test_one(pipeline: Pipeline, item: _Input, explain: bool) -> dict[str, Any]:
+    record: dict[str, Any] = {"input": item.label, "error": item.error, "event": None, "notifications": []}
+    if explain:
+        record["unmatched"] = []
+    if item.error:
+        return record
+    try:
+        event = pipeline.decode(item.text) if item.text is not None else pipeline.normalise(item.raw)
+    except InvalidEvent as exc:
+        record["error"] = str(exc)
+        return record
+    record["event"] = event.summary()
+    notifications = pipeline.notifications(event)
+    record["notifications"] = [n.summary() for n in notifications]
+    record["_notifications"] = notifications
+    if explain:
+        record["unmatched"] = [{"rule": rule.name, "reason": reason}
+                               for rule, reason in pipeline.rules.ruleset.explain(event) if reason is not None]
+    return record
+
+
+class _JsonPrinter:
+    def print(self, record: dict[str, Any]) -> None:
+        record = {k: v for k, v in record.items() if not k.startswith("_")}
+        sys.stdout.write(json.dumps(record, ensure_ascii=False, default=str) + "\n")
+
+    def close(self) -> None:
+        sys.stdout.flush()
+
+
+class _HumanPrinter:
+    """A readable terminal view: per event, the matched rules and a preview of each message."""
+
+    def __init__(self, redact):
+        self.redact = redact
+        color = sys.stdout.isatty() and not os.environ.get("NO_COLOR")
+        self.bold, self.dim, self.green, self.red, self.yellow, self.reset = (
+            ("\033[1m", "\033[2m", "\033[32m", "\033[31m", "\033[33m", "\033[0m") if color else ("",) * 6)
+        self.events = self.invalid = self.sent = 0
+
+    def print(self, record: dict[str, Any]) -> None:
+        out = []
+        self.events += 1
+        out.append(f"{self.bold}━━ {record['input']}{self.reset}")
+        if record["error"]:
+            self.invalid += 1
+            out.append(f"   {self.red}invalid event: {record['error']}{self.reset}")
+            print("\n".join(out) + "\n")
+            return
+        e = record["event"]
+        ws = e["workspace"]
+        facts = [e["code"] or e["type"] or "?", e["status"],
+                 f"{ws['name'] or '?'} ({ws['id']})" if ws["id"] else None, e["time"], f"id {e['id']}"]
+        out.append(f"   {self.dim}{' · '.join(f for f in facts if f)}{self.reset}")
+        notifications: list[Notification] = record.get("_notifications", [])
+        if not notifications:
+            out.append(f"   {self.dim}no rule matched{self.reset}")
+        for n in notifications:
+            self.sent += 1
+            out.append(f"   {self.green}✔ {n.rule}{self.reset} → {self.bold}{n.channel}{self.reset} "
+                       f"({n.channel_type})  {self.dim}dedup {n.dedup_key}{self.reset}")
+            if n.template_error:
+                out.append(f"     {self.yellow}⚠ {n.template_error}{self.reset}")
+            for line in preview(n).splitlines() or [""]:
+                out.append(f"     {self.dim}│{self.reset} {self.redact(line)}")
+        for item in record.get("unmatched", []):
+            out.append(f"   {self.red}✘ {item['rule']}{self.reset}: {item['reason']}")
+        print("\n".join(out) + "\n")
+
+    def close(self) -> None:
+        print(f"{self.events} event(s), {self.invalid} invalid, {self.sent} notification(s) would be sent")
+
+
+def preview(notification: Notification) -> str:
+    """What the chat would show, roughly: the message text without the JSON around it."""
+    body = notification.body
+    if notification.channel_type == "dingtalk":
+        part = body.get(body.get("msgtype", ""), {})
+        if isinstance(part, dict) and isinstance(part.get("text") or part.get("content"), str):
+            return (part.get("text") or part.get("content")).replace("\u200b", "")
+    if notification.channel_type == "slack" and isinstance(body.get("blocks"), list):
+        lines = []
+        for block in body["blocks"]:
+            text = (block.get("text") or {}).get("text") if isinstance(block, dict) else None
+            if text:
+                lines.append(f"*{text}*" if block.get("type") == "header" else text)
+        if lines:
+            return "\n".join(lines).replace("\u200b", "")
+    if notification.channel_type == "webhook":
+        return f"{body.get('title', '')}\n{body.get('text', '')}"
+    return json.dumps(body, ensure_ascii=False, indent=2)
+
+
+# ------------------------------------------------------------------------------------ schema
+
+
+def cmd_schema(args: argparse.Namespace) -> int:
+    from bot.rules.model import RuleFile
+
+    model = RuleFile if args.kind == "rules" else Config
+    schema = model.model_json_schema()
+    schema = {"$schema": "https://json-schema.org/draft/2020-12/schema",
+              "title": "dwbot rule file" if args.kind == "rules" else "dwbot config file"} | schema
+    print(json.dumps(schema, indent=2, ensure_ascii=False))
+    return EXIT_OK
