@@ -262,11 +262,10 @@ def preview(notification: Notification) -> str:
 
 
 def cmd_schema(args: argparse.Namespace) -> int:
-    from bot.rules.model import RuleFile
+    from bot.rules.model import rule_file_schema
 
-    model = RuleFile if args.kind == "rules" else Config
-    schema = model.model_json_schema()
-    schema = {"$schema": "https://json-schema.org/draft/2020-12/schema",
-              "title": "dwbot rule file" if args.kind == "rules" else "dwbot config file"} | schema
+    schema = rule_file_schema() if args.kind == "rules" else Config.model_json_schema()
+    schema = {"$schema": "https://json-schema.org/draft/2020-12/schema"} | schema | {
+        "title": "dwbot rule file" if args.kind == "rules" else "dwbot config file"}
     print(json.dumps(schema, indent=2, ensure_ascii=False))
     return EXIT_OK

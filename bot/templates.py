@@ -105,7 +105,11 @@ class TemplateEngine:
 
     def compile(self, source: str):
         """Compile a template; raises jinja2.TemplateSyntaxError."""
-        return self.env.from_string(source)
+        token = _strict.set(True)  # so constant folding never bakes a lenient Undefined into the code
+        try:
+            return self.env.from_string(source)
+        finally:
+            _strict.reset(token)
 
     def compile_expression(self, source: str):
         """Compile a `when` expression; raises jinja2.TemplateSyntaxError."""

@@ -58,9 +58,22 @@ def _message(error: dict, loc: Loc, missing: str | None, value: Any, model: type
     if kind == "missing":
         return f"missing required key {missing or error['loc'][-1]!r}", False
     message = error["msg"]
+    if kind in ("model_type", "dict_type"):
+        message = f"expected a mapping, got {_type_name(error.get('input'))}"
+    elif kind == "list_type":
+        message = f"expected a list, got {_type_name(error.get('input'))}"
+    elif kind == "string_type" and isinstance(error.get("input"), bool):
+        message = f"{message} (YAML reads yes/no/on/off/true/false as booleans: quote the value)"
+    elif kind in ("string_type", "bool_parsing", "bool_type", "int_parsing", "int_type"):
+        message = f"{message} (got {error.get('input')!r})"
     if message.startswith("Value error, "):
         message = message[len("Value error, "):]
     return message, False
+
+
+def _type_name(value: Any) -> str:
+    return {dict: "a mapping", list: "a list", str: "a string", bool: "a boolean", int: "a number",
+            float: "a number", type(None): "nothing"}.get(type(value), type(value).__name__)
 
 
 def _allowed_keys(model: type[BaseModel], loc: Loc, value: Any) -> list[str]:

@@ -53,9 +53,9 @@ class Source:
 
 
 def load(path: str | Path, text: str | None = None, *, env: Mapping[str, str] | None = None,
-         interpolate: bool = True) -> tuple[Source, list[Problem]]:
+         interpolate: bool = True, display: str | None = None) -> tuple[Source, list[Problem]]:
     """Load one YAML file. Problems (syntax, duplicate keys, unset variables) are returned, not raised."""
-    display = str(path)
+    display = display or str(path)
     if text is None:
         try:
             text = Path(path).read_text(encoding="utf-8")

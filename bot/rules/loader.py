@@ -78,9 +78,7 @@ def load_rules(paths: list[Path], config: Config | None, engine: TemplateEngine,
     files, problems = find_rule_files(paths)
     parsed: list[tuple[Source, RuleFile]] = []
     for file in files:
-        display = _display(file)
-        source, file_problems = yamlsource.load(file)
-        source.path = display
+        source, file_problems = yamlsource.load(file, display=_display(file))
         problems += file_problems
         if source.value is None:
             continue
@@ -114,6 +112,7 @@ class _Compiler:
         self.engine = engine
         self.problems = problems
         self.when_errors: Counter = Counter()
+        self.broken_templates: set[str] = set()
         self.on_when_error = on_when_error
 
     def compile(self, parsed: list[tuple[Source, RuleFile]]) -> LoadedRules:
@@ -153,9 +152,11 @@ class _Compiler:
                                                              f"(first defined in {origin[name]})", at_key=True))
                     continue
                 compiled = self._template(name, spec, source, loc)
+                origin[name] = source.path
                 if compiled:
                     templates[name] = compiled
-                    origin[name] = source.path
+                else:
+                    self.broken_templates.add(name)  # already reported; don't cascade into its users
         return templates
 
     def _template(self, name: str, spec: TemplateSpec, source: Source | None, loc: Loc) -> CompiledTemplate | None:
@@ -266,6 +267,8 @@ class _Compiler:
             return default
         if isinstance(ref, TemplateSpec):
             return self._template(f"{rule_name} (inline)", ref, source, loc)
+        if ref in self.broken_templates:
+            return None
         if ref not in templates:
             hint = difflib.get_close_matches(ref, list(templates), n=1)
             self._add(source, loc, f"unknown template {ref!r}" + (f" (did you mean {hint[0]!r}?)" if hint else ""))

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from typing import Annotated, Any
 
-from pydantic import BaseModel, BeforeValidator, ConfigDict, Field
+from pydantic import BaseModel, BeforeValidator, ConfigDict, Field, WithJsonSchema
 
 from bot.units import Duration
 
@@ -19,7 +19,12 @@ def _as_list(value: Any) -> Any:
     return [str(v) if isinstance(v, int | float) and not isinstance(v, bool) else v for v in items]
 
 
-NameList = Annotated[list[str], BeforeValidator(_as_list)]
+_NAME = {"type": ["string", "number"]}
+NameList = Annotated[
+    list[str],
+    BeforeValidator(_as_list),
+    WithJsonSchema({"anyOf": [_NAME, {"type": "array", "items": _NAME, "minItems": 1}]}),
+]
 
 
 class TemplateSpec(_Model):
@@ -36,8 +41,10 @@ class NotifyTarget(_Model):
     template: str | TemplateSpec | None = Field(None, description="template for this channel only")
 
 
-def _notify_item(value: Any) -> Any:
-    return {"channel": value} if isinstance(value, str) else value
+def _notify_targets(value: Any) -> Any:
+    """`notify: name`, `notify: [name, {channel: name, template: …}]` -> list of NotifyTarget."""
+    items = value if isinstance(value, list) else [value]
+    return [NotifyTarget(channel=v) if isinstance(v, str) else v for v in items]
 
 
 class DedupSpec(_Model):
@@ -59,7 +66,11 @@ class RuleSpec(_Model):
     enabled: bool = True
     match: MatchSpec = Field(default_factory=MatchSpec)
     when: str | None = Field(None, description="Jinja expression; the rule matches only if it is true")
-    notify: list[Annotated[NotifyTarget, BeforeValidator(_notify_item)]] = Field(min_length=1)
+    notify: Annotated[list[NotifyTarget], BeforeValidator(_notify_targets), WithJsonSchema({
+        "anyOf": [{"type": "string"},
+                  {"type": "array", "minItems": 1,
+                   "items": {"anyOf": [{"type": "string"}, {"title": "NotifyTarget"}]}}],
+        "description": "channel names, or {channel, template} objects"})] = Field(min_length=1)
     template: str | TemplateSpec | None = Field(None, description="template name, or an inline template")
     dedup: DedupSpec = Field(default_factory=DedupSpec)
     stop: bool = Field(False, description="true: rules after this one are not evaluated for the event")
@@ -68,3 +79,14 @@ class RuleSpec(_Model):
 class RuleFile(_Model):
     templates: dict[str, TemplateSpec] = Field(default_factory=dict)
     rules: list[RuleSpec] = Field(default_factory=list)
+
+
+def rule_file_schema() -> dict[str, Any]:
+    """JSON Schema of a rule file, for editors (`dwbot schema rules`)."""
+    schema = RuleFile.model_json_schema()
+    target = NotifyTarget.model_json_schema()  # referenced from the `notify` shorthand schema
+    schema["$defs"].update(target.pop("$defs", {}))
+    schema["$defs"]["NotifyTarget"] = target
+    notify = schema["$defs"]["RuleSpec"]["properties"]["notify"]
+    notify["anyOf"][1]["items"]["anyOf"][1] = {"$ref": "#/$defs/NotifyTarget"}  # filled in here: pydantic
+    return schema                                                                # can't emit this $ref itself

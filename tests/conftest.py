@@ -1,0 +1,34 @@
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import pytest
+
+from bot.config import load_config
+from bot.pipeline import Pipeline
+
+ROOT = Path(__file__).resolve().parent.parent
+SAMPLES = ROOT / "bot" / "samples"
+TEST_CONFIG = ROOT / "tests" / "data" / "bot.yaml"
+
+
+def sample(name: str) -> dict:
+    return json.loads((SAMPLES / name).read_text())
+
+
+@pytest.fixture(scope="session")
+def pipeline() -> Pipeline:
+    """The shipped rules with the test config, strict templates as in `dwbot test`."""
+    return Pipeline.load(load_config(str(TEST_CONFIG)), strict=True)
+
+
+def write_rules(tmp_path: Path, text: str, name: str = "rules.yaml") -> Path:
+    path = tmp_path / name
+    path.write_text(text)
+    return path
+
+
+def pipeline_for(tmp_path: Path, rules: str, *, strict: bool = True) -> Pipeline:
+    path = write_rules(tmp_path, rules)
+    return Pipeline.load(load_config(str(TEST_CONFIG)), [str(path)], strict=strict)
