@@ -7,8 +7,6 @@ import json
 import logging
 import os
 import sys
-from collections.abc import Iterator
-from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
@@ -16,6 +14,7 @@ from bot import __version__
 from bot.config import Config, LoadedConfig, config_path, load_config
 from bot.errors import InvalidConfig
 from bot.events import InvalidEvent
+from bot.inputs import Input, read_inputs
 from bot.pipeline import Notification, Pipeline
 
 EXIT_OK, EXIT_INVALID_CONFIG, EXIT_USAGE, EXIT_INVALID_EVENT = 0, 1, 2, 3
@@ -52,6 +51,12 @@ def _parser() -> argparse.ArgumentParser:
     test.add_argument("--json", action="store_true", help="one JSON object per event (SPEC §5)")
     test.add_argument("--explain", action="store_true", help="show why each other rule did not match")
     test.set_defaults(handler=cmd_test)
+
+    replay = sub.add_parser("replay", help="feed events from files through dedup, delivery and dead letters")
+    replay.add_argument("events", nargs="+", metavar="FILE", help="file with one JSON event or JSON Lines; - = stdin")
+    with_config(replay)
+    replay.add_argument("--dry-run", action="store_true", help="match and render, but send nothing and touch no state")
+    replay.set_defaults(handler=cmd_replay)
 
     schema = sub.add_parser("schema", help="print the JSON Schema of rule files or the config file")
     schema.add_argument("kind", nargs="?", choices=["rules", "config"], default="rules")
@@ -114,38 +119,6 @@ def cmd_check(args: argparse.Namespace) -> int:
 # -------------------------------------------------------------------------------------- test
 
 
-@dataclass
-class _Input:
-    label: str
-    raw: Any = None
-    text: str | None = None
-    error: str | None = None
-
-
-def _read_inputs(name: str) -> Iterator[_Input]:
-    """A file holding one JSON value, or JSON Lines (label gets `:LINE`)."""
-    try:
-        text = sys.stdin.read() if name == "-" else Path(name).read_text(encoding="utf-8")
-    except (OSError, UnicodeDecodeError) as exc:
-        yield _Input(name, error=f"cannot read: {exc}")
-        return
-    label = "<stdin>" if name == "-" else name
-    try:
-        yield _Input(label, raw=json.loads(text))
-        return
-    except json.JSONDecodeError as exc:
-        whole_error = exc
-    lines = [(n, line) for n, line in enumerate(text.splitlines(), 1) if line.strip()]
-    if not lines:
-        yield _Input(label, error="empty input")
-        return
-    if not whole_error.msg.startswith("Extra data") and len(lines) > 1 and not lines[0][1].strip().endswith("}"):
-        yield _Input(label, error=f"not JSON: {whole_error}")  # one broken multi-line document
-        return
-    for number, line in lines:
-        yield _Input(f"{label}:{number}", text=line)
-
-
 def cmd_test(args: argparse.Namespace) -> int:
     try:
         pipeline = _load(args, strict=True)
@@ -157,7 +130,7 @@ def cmd_test(args: argparse.Namespace) -> int:
     printer = _JsonPrinter() if args.json else _HumanPrinter(redact)
     any_invalid = False
     for name in args.events:
-        for item in _read_inputs(name):
+        for item in read_inputs(name):
             record = _test_one(pipeline, item, args.explain)
             any_invalid |= record["error"] is not None
             printer.print(record)
@@ -165,7 +138,7 @@ def cmd_test(args: argparse.Namespace) -> int:
     return EXIT_INVALID_EVENT if any_invalid else EXIT_OK
 
 
-def _test_one(pipeline: Pipeline, item: _Input, explain: bool) -> dict[str, Any]:
+def _test_one(pipeline: Pipeline, item: Input, explain: bool) -> dict[str, Any]:
     record: dict[str, Any] = {"input": item.label, "error": item.error, "event": None, "notifications": []}
     if explain:
         record["unmatched"] = []
@@ -256,6 +229,83 @@ def preview(notification: Notification) -> str:
     if notification.channel_type == "webhook":
         return f"{body.get('title', '')}\n{body.get('text', '')}"
     return json.dumps(body, ensure_ascii=False, indent=2)
+
+
+# ------------------------------------------------------------------------------------ replay
+
+
+def cmd_replay(args: argparse.Namespace) -> int:
+    from bot.clock import SYSTEM
+    from bot.deadletter import DeadLetterFile
+    from bot.delivery import Delivery, Result
+    from bot.replay import ReplayReport, replay
+    from bot.state import open_store
+
+    try:
+        pipeline = _load(args, strict=False)
+    except InvalidConfig as exc:
+        for problem in exc.problems:
+            print(problem, file=sys.stderr)
+        return EXIT_INVALID_CONFIG
+    config = pipeline.config
+    inputs = (item for name in args.events for item in read_inputs(name))
+    if args.dry_run:
+        return _replay_dry_run(pipeline, inputs)
+    store = open_store(config.state)
+    dead_letters = DeadLetterFile(config.dead_letter.file, pipeline.loaded.redact)
+    delivery = Delivery.build(config.channels, store, dead_letters, max_retry_time=config.delivery.max_retry_time,
+                              timeouts=_timeouts(config))
+    last = [0.0]
+
+    def progress(report: ReplayReport, queued: int) -> None:
+        now = SYSTEM.now()
+        if now - last[0] >= 2.0:
+            last[0] = now
+            done = sum(report.results.values())
+            print(f"… {report.events} events read, {done}/{report.notifications} notifications handled, "
+                  f"{queued} queued", file=sys.stderr, flush=True)
+
+    try:
+        report = replay(inputs, pipeline, delivery, dead_letters, progress)
+    finally:
+        delivery.close()
+        store.close()
+    print(f"{report.events} event(s), {report.invalid} invalid, {report.notifications} notification(s)")
+    for channel in config.channels:
+        counts = {r: report.results[(channel, r)] for r in Result}
+        print(f"  {channel}: {counts[Result.DELIVERED]} delivered, {counts[Result.DUPLICATE]} duplicate(s), "
+              f"{counts[Result.DEAD_LETTERED]} dead-lettered")
+    if report.dead_lettered():
+        print(f"{report.dead_lettered()} dead letter(s) written to {config.dead_letter.file}", file=sys.stderr)
+        return 1
+    return EXIT_OK
+
+
+def _timeouts(config: Config):
+    from bot.channels import Timeouts
+
+    return Timeouts(connect=config.delivery.connect_timeout, read=config.delivery.read_timeout)
+
+
+def _replay_dry_run(pipeline: Pipeline, inputs) -> int:
+    from collections import Counter
+
+    per_channel: Counter = Counter()
+    events = invalid = 0
+    for item in inputs:
+        events += 1
+        record = _test_one(pipeline, item, explain=False)
+        if record["error"]:
+            invalid += 1
+            print(f"{item.label}: invalid: {record['error']}")
+            continue
+        for n in record["_notifications"]:
+            per_channel[n.channel] += 1
+            print(f"{item.label}: {n.rule} → {n.channel}: {preview(n).splitlines()[0] if preview(n) else ''}")
+    print(f"dry run: {events} event(s), {invalid} invalid, nothing sent")
+    for channel, count in per_channel.items():
+        print(f"  {channel}: {count} notification(s) would be sent")
+    return 1 if invalid else EXIT_OK
 
 
 # ------------------------------------------------------------------------------------ schema

@@ -37,6 +37,7 @@ class ChannelConfig(_Model):
     secret: str | None = Field(None, description="DingTalk signing secret (SEC…); enables HMAC-SHA256 signing")
     token: str | None = Field(None, description="Slack bot token (xoxb-…) for chat.postMessage, with `channel`")
     channel: str | None = Field(None, description="Slack channel id or name for chat.postMessage")
+    api_url: str = Field("https://slack.com/api/", description="Slack Web API base URL (for chat.postMessage)")
     rate_limit: RateLimit | None = Field(None, description="e.g. 20/min; default per type "
                                                            "(dingtalk 20/min, slack 1/s)")
 
@@ -65,6 +66,8 @@ class DeadLetterConfig(_Model):
 
 class DeliveryConfig(_Model):
     max_retry_time: Duration = Field(3600, description="give up retrying and dead-letter after this long")
+    connect_timeout: Duration = Field(5, description="HTTP connect timeout")
+    read_timeout: Duration = Field(15, description="HTTP read timeout; a timeout is an unknown outcome, retried")
 
 
 class ServerConfig(_Model):

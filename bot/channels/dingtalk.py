@@ -7,10 +7,17 @@ an `@…` token in the text (plus the `at` field), so values must never carry a 
 
 from __future__ import annotations
 
+import base64
+import hashlib
+import hmac
 import json
 import re
+import urllib.parse
 
-from bot.channels.base import Message, format_custom
+import httpx
+
+from bot.channels.base import DeliveryResult, Message, Timeouts, format_custom
+from bot.clock import Clock
 from bot.markdown import ZWSP, convert_outside_code, fit_bytes, neutralise
 
 BODY_LIMIT_BYTES = 20000
@@ -62,3 +69,75 @@ def _fit(body: dict, part: dict, field: str) -> str:
     fitted = fit_bytes(original, size_with, BODY_LIMIT_BYTES)
     part[field] = fitted
     return fitted
+
+
+# ------------------------------------------------------------------------------------ sending
+# reference chat-platforms §1.3 (signing), §1.7-1.9 (errors and limits)
+
+RATE_LIMITED_CODES = {130101, 410100}
+RATE_LIMIT_PAUSE = 60.0  # no Retry-After; a robot stays blocked for minutes: back off from a minute up
+BUSY_CODES = {-1}  # 系统繁忙: platform busy
+
+
+def sign(secret: str, timestamp_ms: str) -> str:
+    """HMAC-SHA256(key=secret, msg="timestamp\\nsecret"), base64 — the raw value, not URL-encoded."""
+    digest = hmac.new(secret.encode(), f"{timestamp_ms}\n{secret}".encode(), hashlib.sha256).digest()
+    return base64.b64encode(digest).decode()
+
+
+def signed_url(url: str, secret: str, now_ms: int) -> str:
+    """The robot URL plus a fresh `timestamp` and `sign`, each encoded exactly once. The configured
+    URL is never modified, so parameters cannot pile up across requests."""
+    timestamp = str(now_ms)
+    parts = urllib.parse.urlsplit(url)
+    query = [(k, v) for k, v in urllib.parse.parse_qsl(parts.query, keep_blank_values=True)
+             if k not in ("timestamp", "sign")]
+    query += [("timestamp", timestamp), ("sign", sign(secret, timestamp))]
+    encoded = urllib.parse.urlencode(query, quote_via=urllib.parse.quote)  # '+' '/' '=' -> %2B %2F %3D
+    return urllib.parse.urlunsplit(parts._replace(query=encoded))
+
+
+class DingTalkSender:
+    def __init__(self, url: str, secret: str | None, clock: Clock, timeouts: Timeouts):
+        self.url = url
+        self.secret = secret or None
+        self.clock = clock
+        self.http = httpx.Client(timeout=httpx.Timeout(timeouts.read, connect=timeouts.connect),
+                                 headers={"Content-Type": "application/json;charset=utf-8"})
+
+    def send(self, body: dict, idempotency_key: str) -> DeliveryResult:
+        url = signed_url(self.url, self.secret, int(self.clock.wall() * 1000)) if self.secret else self.url
+        try:
+            response = self.http.post(url, content=json.dumps(body, ensure_ascii=False).encode("utf-8"))
+        except httpx.TimeoutException as exc:
+            return DeliveryResult.retry(f"timeout ({type(exc).__name__}): outcome unknown", unknown=True)
+        except httpx.TransportError as exc:
+            return DeliveryResult.retry(f"transport error: {type(exc).__name__}: {exc}")
+        return classify(response.status_code, response.text)
+
+    def close(self) -> None:
+        self.http.close()
+
+
+def classify(status: int, text: str) -> DeliveryResult:
+    """HTTP 200 is not success on DingTalk: only `errcode == 0` is."""
+    if status >= 500 or status == 429:
+        return DeliveryResult.retry(f"HTTP {status}")
+    if status != 200:
+        return DeliveryResult.failed(f"HTTP {status}: {text[:200]}")
+    try:
+        answer = json.loads(text)
+        code = int(answer.get("errcode"))
+    except (ValueError, TypeError, AttributeError):
+        return DeliveryResult.retry(f"HTTP 200 with an unreadable body: {text[:200]!r}")
+    message = str(answer.get("errmsg", ""))
+    if code == 0:
+        return DeliveryResult.ok()
+    reason = f"errcode {code}: {message}"
+    lowered = message.lower()
+    if code in RATE_LIMITED_CODES or "too fast" in lowered or ("exceed" in lowered and "times" in lowered) \
+            or "限流" in message:
+        return DeliveryResult.retry(reason, RATE_LIMIT_PAUSE)
+    if code in BUSY_CODES:
+        return DeliveryResult.retry(reason)
+    return DeliveryResult.failed(reason)  # 310000 security, 300001/300005/400101 token, 460101 size, …

@@ -7,8 +7,14 @@ fallback `text` under ~4,000 and the blocks well under the ~12,000 that triggers
 from __future__ import annotations
 
 import re
+import urllib.error
 
-from bot.channels.base import Message, format_custom
+from slack_sdk import WebClient
+from slack_sdk.errors import SlackApiError
+from slack_sdk.http_retry import ConnectionErrorRetryHandler
+from slack_sdk.webhook import WebhookClient
+
+from bot.channels.base import DeliveryResult, Message, Timeouts, format_custom, retry_after_seconds
 from bot.markdown import ZWSP, convert_outside_code, neutralise, truncate_chars
 
 HEADER_LIMIT = 150
@@ -98,3 +104,80 @@ def build_body(message: Message) -> dict:
         "unfurl_links": False,
         "unfurl_media": False,
     }
+
+
+# ------------------------------------------------------------------------------------ sending
+# reference chat-platforms §2.1, §2.2, §2.5. The SDK's handlers sleep inside the caller and by
+# default retry neither 429 nor 5xx; we keep only its connection-error retry and leave 429/5xx to
+# the delivery engine, which re-queues with Retry-After instead of blocking a worker.
+
+RETRYABLE_API_ERRORS = {"ratelimited", "rate_limited", "request_timeout", "service_unavailable", "internal_error",
+                        "fatal_error"}
+
+
+def _retry_handlers() -> list:
+    return [ConnectionErrorRetryHandler(max_retry_count=1)]
+
+
+class SlackWebhookSender:
+    def __init__(self, url: str, timeouts: Timeouts):
+        self.client = WebhookClient(url, timeout=int(max(1, timeouts.connect + timeouts.read)),
+                                    retry_handlers=_retry_handlers())
+
+    def send(self, body: dict, idempotency_key: str) -> DeliveryResult:
+        try:
+            response = self.client.send_dict(body)
+        except TimeoutError as exc:
+            return DeliveryResult.retry(f"timeout ({exc}): outcome unknown", unknown=True)
+        except (urllib.error.URLError, OSError) as exc:
+            return DeliveryResult.retry(f"transport error: {type(exc).__name__}: {exc}")
+        text = (response.body or "").strip()
+        if response.status_code == 200 and text == "ok":
+            return DeliveryResult.ok()
+        reason = f"HTTP {response.status_code}: {text[:200]}"
+        if response.status_code == 429:
+            return DeliveryResult.retry(reason, retry_after_seconds(_header(response.headers, "Retry-After")) or 1.0)
+        if response.status_code >= 500 or response.status_code == 408:
+            return DeliveryResult.retry(reason)
+        return DeliveryResult.failed(reason)  # invalid_payload, no_service, channel_not_found, …
+
+    def close(self) -> None:
+        pass
+
+
+class SlackApiSender:
+    """chat.postMessage with a bot token, to `channel`."""
+
+    def __init__(self, token: str, channel: str, api_url: str, timeouts: Timeouts):
+        self.channel = channel
+        self.client = WebClient(token=token, base_url=api_url, timeout=int(max(1, timeouts.connect + timeouts.read)),
+                                retry_handlers=_retry_handlers())
+
+    def send(self, body: dict, idempotency_key: str) -> DeliveryResult:
+        try:
+            self.client.chat_postMessage(**(body | {"channel": self.channel}))
+        except SlackApiError as exc:
+            response = exc.response
+            error = str(response.get("error", "")) if hasattr(response, "get") else ""
+            reason = f"HTTP {response.status_code}: {error or 'error'}"
+            if response.status_code == 429 or error in ("ratelimited", "rate_limited"):
+                return DeliveryResult.retry(reason,
+                                            retry_after_seconds(_header(response.headers, "Retry-After")) or 1.0)
+            if response.status_code >= 500 or error in RETRYABLE_API_ERRORS:
+                return DeliveryResult.retry(reason)
+            return DeliveryResult.failed(reason)
+        except TimeoutError as exc:
+            return DeliveryResult.retry(f"timeout ({exc}): outcome unknown", unknown=True)
+        except (urllib.error.URLError, OSError) as exc:
+            return DeliveryResult.retry(f"transport error: {type(exc).__name__}: {exc}")
+        return DeliveryResult.ok()
+
+    def close(self) -> None:
+        pass
+
+
+def _header(headers: dict | None, name: str) -> str | None:
+    for key, value in (headers or {}).items():
+        if key.lower() == name.lower():
+            return value[0] if isinstance(value, list) else value
+    return None

@@ -1,0 +1,267 @@
+"""Delivery: per-channel queues and workers, pacing, dedup, retries with backoff, dead letters.
+
+Each channel has its own FIFO queue and worker thread, so a slow or failing chat never delays the
+others. A worker takes the oldest notification of its channel and, in this order:
+
+  1. waits for its pacing limiter and for the notification's retry time;
+  2. reserves `CHANNEL:DEDUP_KEY` in the state store — already delivered: done (duplicate);
+     being sent by another worker or replica: ask again shortly;
+  3. posts it; delivered: confirm the key for the rule's dedup window;
+     permanent failure: release the key and dead-letter with the platform's reason;
+     transient failure: release the key and retry after an exponential, jittered backoff that
+     honours Retry-After, until `delivery.max_retry_time` has passed — then dead-letter.
+
+The head of a queue blocks the notifications behind it while it is retried: the failures that are
+retried (rate limits, 5xx, timeouts) affect the whole channel, and chats show messages in the
+order they were posted.
+"""
+
+from __future__ import annotations
+
+import enum
+import logging
+import random
+import threading
+import uuid
+from collections import deque
+from collections.abc import Callable
+from dataclasses import dataclass, field
+
+from bot.channels import Outcome, Sender
+from bot.clock import SYSTEM, Clock
+from bot.deadletter import DeadLetterFile
+from bot.pipeline import Notification
+from bot.ratelimit import SlidingWindowLimiter, Unlimited
+from bot.state import Reservation, StateStore
+
+log = logging.getLogger(__name__)
+
+BACKOFF_BASE = 1.0
+BACKOFF_CAP = 300.0
+BUSY_RECHECK = 1.0  # another worker holds the key: look again after this long
+
+
+class Result(enum.Enum):
+    DELIVERED = "delivered"
+    DUPLICATE = "duplicate"
+    DEAD_LETTERED = "dead-lettered"
+
+
+Done = Callable[[Notification, Result], None]
+
+
+@dataclass
+class Job:
+    notification: Notification
+    done: Done | None
+    first_seen: float
+    token: str = field(default_factory=lambda: uuid.uuid4().hex)
+    attempts: int = 0
+    not_before: float = 0.0
+    last_reason: str = ""
+
+
+@dataclass
+class ChannelStats:
+    delivered: int = 0
+    duplicates: int = 0
+    dead_lettered: int = 0
+    retries: int = 0
+    unknown_outcomes: int = 0
+
+
+def backoff(attempt: int, retry_after: float | None, rng: random.Random) -> float:
+    """Exponential with jitter (half fixed, half random), never sooner than the platform asked."""
+    ceiling = min(BACKOFF_CAP, BACKOFF_BASE * 2 ** max(0, attempt - 1))
+    delay = ceiling / 2 + rng.uniform(0, ceiling / 2)
+    return max(delay, retry_after or 0.0)
+
+
+class ChannelWorker:
+    def __init__(self, name: str, channel_type: str, sender: Sender, limiter: SlidingWindowLimiter | Unlimited,
+                 store: StateStore, dead_letters: DeadLetterFile, clock: Clock, max_retry_time: float):
+        self.name = name
+        self.channel_type = channel_type
+        self.sender = sender
+        self.limiter = limiter
+        self.store = store
+        self.dead_letters = dead_letters
+        self.clock = clock
+        self.max_retry_time = max_retry_time
+        self.stats = ChannelStats()
+        self.rng = random.Random()
+        self._queue: deque[Job] = deque()
+        self._cond = threading.Condition()
+        self._closing = False
+        self._abort = False
+        self._busy = False
+        self._thread = threading.Thread(target=self._run, name=f"deliver-{name}", daemon=True)
+        self._thread.start()
+
+    # -- called by other threads
+
+    def submit(self, job: Job) -> None:
+        with self._cond:
+            self._queue.append(job)
+            self._cond.notify_all()
+
+    def pending(self) -> int:
+        with self._cond:
+            return len(self._queue)
+
+    def wait_idle(self, seconds: float | None) -> bool:
+        """Wait until the queue is empty (this clock's seconds); False on timeout."""
+        deadline = None if seconds is None else self.clock.now() + seconds
+        with self._cond:
+            while self._queue or self._busy:
+                remaining = None if deadline is None else deadline - self.clock.now()
+                if remaining is not None and remaining <= 0:
+                    return False
+                self.clock.wait(self._cond, remaining if remaining is not None else 1.0)
+            return True
+
+    def close(self, abort: bool) -> list[Job]:
+        """Stop the worker; with abort, leave queued jobs undone and return them."""
+        with self._cond:
+            self._closing = True
+            self._abort = abort
+            self._cond.notify_all()
+        self._thread.join(timeout=30)
+        self.sender.close()
+        with self._cond:
+            left = list(self._queue)
+            self._queue.clear()
+        return left
+
+    # -- the worker thread
+
+    def _run(self) -> None:
+        while True:
+            with self._cond:
+                while not self._queue and not self._closing:
+                    self._cond.wait()
+                if self._abort or not self._queue:
+                    return
+                job = self._queue[0]
+                now = self.clock.now()
+                start_at = max(job.not_before, self.limiter.next_allowed(now))
+                if start_at > now:
+                    self.clock.wait(self._cond, start_at - now)
+                    continue
+                self._busy = True
+            try:
+                finished = self._attempt(job, now)
+            except Exception:  # a bug must not kill the channel's worker: retry the job later
+                log.exception("channel %s: unexpected error delivering %s", self.name, job.notification.dedup_key)
+                job.not_before = self.clock.now() + backoff(job.attempts + 1, None, self.rng)
+                finished = None
+            with self._cond:
+                self._busy = False
+                if finished is not None:
+                    self._queue.popleft()
+                self._cond.notify_all()
+            if finished is not None:
+                self._count(finished)
+                if job.done:
+                    job.done(job.notification, finished)
+
+    def _attempt(self, job: Job, now: float) -> Result | None:
+        """One try; returns the final result, or None to try again later."""
+        n = job.notification
+        key = f"{self.name}:{n.dedup_key}"
+        try:
+            reservation = self.store.reserve(key, job.token)
+        except Exception as exc:  # never post without dedup protection: wait for the store
+            log.warning("channel %s: state store unavailable (%s); retrying", self.name, exc)
+            job.not_before = now + backoff(job.attempts + 1, None, self.rng)
+            return None
+        if reservation is Reservation.DUPLICATE:
+            log.info("channel %s: duplicate %s suppressed", self.name, n.dedup_key)
+            return Result.DUPLICATE
+        if reservation is Reservation.BUSY:
+            job.not_before = now + BUSY_RECHECK
+            return None
+        self.limiter.record(now)
+        job.attempts += 1
+        result = self.sender.send(n.body, key)
+        if result.outcome is Outcome.DELIVERED:
+            self.store.confirm(key, job.token, n.window)
+            return Result.DELIVERED
+        self.store.release(key, job.token)
+        job.last_reason = result.reason
+        if result.outcome is Outcome.FAILED:
+            self._dead_letter(job, f"{self.channel_type} rejected the message: {result.reason}")
+            return Result.DEAD_LETTERED
+        if result.unknown:
+            self.stats.unknown_outcomes += 1
+        delay = backoff(job.attempts, result.retry_after, self.rng)
+        elapsed = self.clock.now() - job.first_seen
+        if elapsed + delay > self.max_retry_time:
+            self._dead_letter(job, f"gave up after {job.attempts} attempt(s) in {elapsed:.0f}s: {result.reason}")
+            return Result.DEAD_LETTERED
+        self.stats.retries += 1
+        log.warning("channel %s: %s for %s; attempt %d, retrying in %.1fs%s", self.name, result.reason,
+                    n.dedup_key, job.attempts, delay,
+                    " (timed out after sending: it may be posted twice)" if result.unknown else "")
+        job.not_before = self.clock.now() + delay
+        return None
+
+    def _dead_letter(self, job: Job, reason: str) -> None:
+        n = job.notification
+        log.error("channel %s: dead-lettered %s (rule %s, event %s): %s", self.name, n.dedup_key, n.rule,
+                  n.event.id, reason)
+        self.dead_letters.write(reason, kind="notification", rule=n.rule, channel=self.name,
+                                channel_type=self.channel_type, dedup_key=n.dedup_key, attempts=job.attempts,
+                                body=n.body, event=n.event.raw)
+
+    def _count(self, result: Result) -> None:
+        if result is Result.DELIVERED:
+            self.stats.delivered += 1
+        elif result is Result.DUPLICATE:
+            self.stats.duplicates += 1
+        else:
+            self.stats.dead_lettered += 1
+
+
+class Delivery:
+    """All channel workers of a config."""
+
+    def __init__(self, workers: dict[str, ChannelWorker], clock: Clock = SYSTEM):
+        self.workers = workers
+        self.clock = clock
+
+    @classmethod
+    def build(cls, channels: dict, store: StateStore, dead_letters: DeadLetterFile, *, max_retry_time: float,
+              clock: Clock = SYSTEM, senders: dict[str, Sender] | None = None, timeouts=None) -> Delivery:
+        from bot.channels import make_sender, rate_of
+        from bot.ratelimit import limiter_for
+
+        workers = {}
+        for name, config in channels.items():
+            sender = (senders or {}).get(name) or make_sender(config, clock, timeouts)
+            workers[name] = ChannelWorker(name, config.type, sender, limiter_for(rate_of(config)), store,
+                                          dead_letters, clock, max_retry_time)
+        return cls(workers, clock)
+
+    def submit(self, notification: Notification, done: Done | None = None) -> None:
+        self.workers[notification.channel].submit(Job(notification, done, self.clock.now()))
+
+    def pending(self) -> int:
+        return sum(w.pending() for w in self.workers.values())
+
+    def wait_idle(self, seconds: float | None = None) -> bool:
+        deadline = None if seconds is None else self.clock.now() + seconds
+        for worker in self.workers.values():
+            remaining = None if deadline is None else max(0.0, deadline - self.clock.now())
+            if not worker.wait_idle(remaining):
+                return False
+        return True
+
+    def close(self, *, abort: bool = False) -> list[Job]:
+        left: list[Job] = []
+        for worker in self.workers.values():
+            left += worker.close(abort)
+        return left
+
+    def stats(self) -> dict[str, ChannelStats]:
+        return {name: w.stats for name, w in self.workers.items()}

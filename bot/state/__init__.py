@@ -1,0 +1,25 @@
+"""Dedup state: reserve a key before sending, confirm it after success (TTL = the dedup window),
+release it on failure. Two workers never send the same key, and a failed send does not consume it.
+
+    memory://          one process, lost on restart (tests, `dwbot test`-like runs)
+    sqlite:///PATH     one host, survives restarts (the default: sqlite:///dwbot-state.db)
+"""
+
+from __future__ import annotations
+
+from bot.clock import SYSTEM, Clock
+from bot.state.base import Reservation, StateStore
+from bot.state.memory import MemoryStore
+from bot.state.sqlite import SqliteStore
+
+
+def open_store(url: str, clock: Clock = SYSTEM) -> StateStore:
+    if url.startswith("memory://"):
+        return MemoryStore(clock)
+    if url.startswith("sqlite:///"):
+        return SqliteStore(url[len("sqlite:///"):], clock)
+    raise ValueError(f"state store {url.split('://')[0]}:// is not available in this version "
+                     "(use memory:// or sqlite:///PATH)")
+
+
+__all__ = ["MemoryStore", "Reservation", "SqliteStore", "StateStore", "open_store"]
