@@ -55,6 +55,18 @@ class ChannelConfig(_Model):
         return self
 
 
+class Person(_Model):
+    name: str | None = Field(None, description="display name")
+    mobile: str | None = Field(None, description="DingTalk: mobile number to @-mention")
+    dingtalk_user_id: str | None = Field(None, description="DingTalk: userId to @-mention")
+    slack_user_id: str | None = Field(None, description="Slack: member id (U…) to @-mention")
+
+    @field_validator("mobile", "dingtalk_user_id", "slack_user_id", mode="before")
+    @classmethod
+    def _text(cls, value: Any) -> Any:
+        return str(value) if isinstance(value, int) and not isinstance(value, bool) else value
+
+
 class DedupConfig(_Model):
     window: Duration = Field(24 * 3600, description="default dedup window for rules that set none")
 
@@ -83,6 +95,8 @@ class Config(_Model):
     dead_letter: DeadLetterConfig = Field(default_factory=DeadLetterConfig)
     delivery: DeliveryConfig = Field(default_factory=DeliveryConfig)
     workspaces: dict[str, str] = Field(default_factory=dict, description="workspace id -> display name")
+    people: dict[str, Person] = Field(default_factory=dict,
+                                      description="DataWorks UID -> chat identities, for `mention:`")
     timezone: str = Field("Asia/Shanghai", description="IANA zone used to render times")
     rules: list[str] = Field(default_factory=lambda: ["rules/"],
                              description="rule files or directories (relative to this file)")

@@ -13,7 +13,7 @@ from typing import Any
 from jinja2 import UndefinedError
 
 from bot import channels, events
-from bot.channels.base import Message
+from bot.channels.base import Mentions, Message
 from bot.config import LoadedConfig
 from bot.events import Event
 from bot.rules.loader import CompiledTemplate, LoadedRules, load_rules
@@ -93,10 +93,10 @@ class Pipeline:
                 message = self._message(rule, channel_type, template, event, dedup_key, context, strict=False)
             except Exception as exc2:  # noqa: BLE001 - any user-template failure falls back
                 error = f"template {template.name if template else '?'}: {exc2}"
-                message = self._fallback(rule, event, dedup_key, error)
+                message = self._fallback(rule, event, dedup_key, error, context)
         except Exception as exc:  # noqa: BLE001
             error = f"template {template.name if template else '?'}: {type(exc).__name__}: {exc}"
-            message = self._fallback(rule, event, dedup_key, error)
+            message = self._fallback(rule, event, dedup_key, error, context)
         if error:
             self.template_fallbacks += 1
             log.warning("rule %s, channel %s, event %s: %s", rule.name, channel, event.id, error)
@@ -121,15 +121,39 @@ class Pipeline:
 
         custom = template.custom.get(channel_type)
         return Message(rule.name, event, dedup_key, render(template.title), render(template.text),
-                       render(custom) if custom is not None else None)
+                       render(custom) if custom is not None else None,
+                       self._mentions(rule, context["channel"]["name"], context))
 
-    def _fallback(self, rule: CompiledRule, event: Event, dedup_key: str, error: str) -> Message:
+    def _mentions(self, rule: CompiledRule, channel: str, context: dict) -> Mentions:
+        """`mention:` entries -> configured people. Only `people:` can produce a mention, so event
+        content never pings anyone; a UID without an entry there is skipped."""
+        entries = rule.mentions.get(channel, ())
+        if not entries:
+            return Mentions()
+        people, everyone = [], False
+        for entry in entries:
+            if entry == "all":
+                everyone = True
+                continue
+            for uid in self.engine.render(entry, context).plain.replace(",", " ").split():
+                person = self.config.people.get(uid)
+                if person is None:
+                    log.info("rule %s: no `people:` entry for UID %s; not mentioned", rule.name, uid)
+                elif person not in people:
+                    people.append(person)
+        return Mentions(tuple(people), everyone)
+
+    def _fallback(self, rule: CompiledRule, event: Event, dedup_key: str, error: str, context: dict) -> Message:
         """Never drop a notification because its template broke: send the facts instead."""
         title = Rendered.of("dwbot: rule {} matched {}", rule.name, event.code or event.type)
         text = Rendered.of("**Rule** {}\n**Event** {}\n**Workspace** {}\n**Event id** {}\n\n"
                            "_The rule's template failed: {}_", rule.name, event.code or event.type,
                            event.workspace.name or event.workspace.id or "-", event.id, error)
-        return Message(rule.name, event, dedup_key, title, text, None)
+        try:
+            mentions = self._mentions(rule, context["channel"]["name"], context)
+        except Exception:  # noqa: BLE001 - the fallback must always produce a message
+            mentions = Mentions()
+        return Message(rule.name, event, dedup_key, title, text, None, mentions)
 
     def _dedup_key(self, rule: CompiledRule, context: dict) -> str:
         try:

@@ -14,6 +14,17 @@ from bot.templates import Rendered
 
 
 @dataclass(frozen=True, slots=True)
+class Mentions:
+    """Who to @-mention: resolved from config (never from event text), so mentions are policy."""
+
+    people: tuple[Any, ...] = ()  # bot.config.Person
+    everyone: bool = False
+
+    def __bool__(self) -> bool:
+        return bool(self.people) or self.everyone
+
+
+@dataclass(frozen=True, slots=True)
 class Message:
     rule: str
     event: Event
@@ -21,6 +32,7 @@ class Message:
     title: Rendered  # plain text
     text: Rendered  # Markdown
     custom: Any = None  # a template's own body for this platform: dicts/lists with Rendered strings
+    mentions: Mentions = Mentions()
 
 
 def format_custom(value: Any, escape: Callable[[str], str]) -> Any:

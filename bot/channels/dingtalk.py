@@ -53,20 +53,35 @@ def build_body(message: Message) -> dict:
     text = message.text.format(escape, from_markdown).strip()
     heading = f"#### {escape(title)}"
     markdown = {"title": title[:256], "text": f"{heading}\n\n{text}" if text else heading}
-    body = {"msgtype": "markdown", "markdown": markdown}
-    markdown["text"] = _fit(body, markdown, "text")
+    body: dict = {"msgtype": "markdown", "markdown": markdown}
+    at, tokens = _at(message.mentions)
+    if at:
+        body["at"] = at
+    markdown["text"] = _fit(body, markdown, "text", suffix=f"\n\n{' '.join(tokens)}" if tokens else "")
     return body
 
 
-def _fit(body: dict, part: dict, field: str) -> str:
-    """Truncate part[field] until the whole body fits DingTalk's byte limit."""
+def _at(mentions) -> tuple[dict, list[str]]:
+    """The `at` field and the `@…` tokens the text must also carry, or DingTalk notifies no one."""
+    if not mentions:
+        return {}, []
+    mobiles = [p.mobile for p in mentions.people if p.mobile]
+    user_ids = [p.dingtalk_user_id for p in mentions.people if p.dingtalk_user_id and not p.mobile]
+    at = {"atMobiles": mobiles, "atUserIds": user_ids, "isAtAll": mentions.everyone}
+    tokens = [f"@{m}" for m in mobiles] + [f"@{u}" for u in user_ids] + (["@all"] if mentions.everyone else [])
+    return at, tokens
+
+
+def _fit(body: dict, part: dict, field: str, suffix: str = "") -> str:
+    """Truncate part[field] until the whole body fits DingTalk's byte limit; `suffix` (the
+    mention tokens) is kept whole after the cut."""
     original = part[field]
 
     def size_with(text: str) -> int:
-        part[field] = text
+        part[field] = text + suffix
         return body_size(body)
 
-    fitted = fit_bytes(original, size_with, BODY_LIMIT_BYTES)
+    fitted = fit_bytes(original, size_with, BODY_LIMIT_BYTES) + suffix
     part[field] = fitted
     return fitted
 

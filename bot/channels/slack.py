@@ -62,6 +62,16 @@ def _inline(text: str) -> str:
     return text.replace(_BOLD_MARK, "*")
 
 
+def _mentions(mentions) -> str:
+    """`<@U…>` for configured people and `<!channel>` for `mention: [all]` — from config only."""
+    if not mentions:
+        return ""
+    tokens = [f"<@{p.slack_user_id}>" for p in mentions.people if p.slack_user_id]
+    if mentions.everyone:
+        tokens.append("<!channel>")
+    return " ".join(tokens)
+
+
 def _sections(text: str) -> list[str]:
     """Split at line ends into section-sized pieces; the whole is capped with a marker."""
     text = truncate_chars(text, BLOCKS_TEXT_LIMIT)
@@ -91,6 +101,9 @@ def build_body(message: Message) -> dict:
         return body
     title = message.title.plain.strip()
     text = message.text.format(escape, from_markdown).strip()
+    mentions = _mentions(message.mentions)
+    if mentions:
+        text = truncate_chars(text, BLOCKS_TEXT_LIMIT - len(mentions) - 2) + "\n" + mentions
     blocks: list[dict] = []
     if title:
         header = truncate_chars(title.replace("\n", " "), HEADER_LIMIT, "…")

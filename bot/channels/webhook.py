@@ -25,6 +25,8 @@ def build_body(message: Message) -> dict:
         "rule": message.rule,
         "dedup_key": message.dedup_key,  # stable idempotency key for receivers
         "event": message.event.to_dict(),
+        "mentions": [p.model_dump(exclude_none=True) for p in message.mentions.people]
+        + ([{"name": "all"}] if message.mentions.everyone else []),
     }
 
 

@@ -237,7 +237,12 @@ class _Compiler:
 
         rule_template = self._template_ref(source, loc + ("template",), spec.template, templates, default, spec.name)
         per_channel: dict[str, Any] = {}
+        mentions: dict[str, tuple[Any, ...]] = {}
         for i, target in enumerate(spec.notify):
+            mentions[target.channel] = tuple(
+                "all" if m.strip().lower() in ("all", "@all") else
+                self._jinja(m, source, loc + ("notify", i, "mention", j), "mention")
+                for j, m in enumerate(target.mention))
             target_loc = loc + ("notify", i)
             if self.check_channels and target.channel not in self.config.channels:
                 known = list(self.config.channels)
@@ -256,7 +261,7 @@ class _Compiler:
         where = source.problem(loc, "")
         return matcher.CompiledRule(
             spec=spec, position=position, source=f"{where.path}:{where.line}", event_names=event_names,
-            conditions=conditions, templates=per_channel, dedup_key=dedup_key,
+            conditions=conditions, templates=per_channel, mentions=mentions, dedup_key=dedup_key,
             dedup_window=spec.dedup.window if spec.dedup.window is not None else self.config.dedup.window,
         )
 

@@ -66,6 +66,7 @@ class CompiledRule:
     event_names: NameMatcher | None
     conditions: list[Condition]  # after the event condition, in evaluation order
     templates: dict[str, Any] = field(default_factory=dict)  # channel name -> CompiledTemplate
+    mentions: dict[str, tuple[Any, ...]] = field(default_factory=dict)  # channel -> "all" or compiled Jinja
     dedup_key: Any = None  # compiled Jinja template
     dedup_window: float = 0.0
     tests: tuple[Callable[[Event], bool], ...] = ()

@@ -39,6 +39,9 @@ class TemplateSpec(_Model):
 class NotifyTarget(_Model):
     channel: str
     template: str | TemplateSpec | None = Field(None, description="template for this channel only")
+    mention: list[str] = Field(default_factory=list, description=(
+        "people to @-mention: Jinja strings giving DataWorks UIDs (mapped through `people:` in the config), "
+        "or `all` to notify everyone in the chat"))
 
 
 def _notify_targets(value: Any) -> Any:
