@@ -58,6 +58,11 @@ def _parser() -> argparse.ArgumentParser:
     replay.add_argument("--dry-run", action="store_true", help="match and render, but send nothing and touch no state")
     replay.set_defaults(handler=cmd_replay)
 
+    run = sub.add_parser("run", help="consume kafka.topics and notify, until SIGTERM/SIGINT")
+    run.add_argument("-c", "--config", help="config file (default: $DWBOT_CONFIG, else ./bot.yaml, "
+                                            "else embedded defaults)")
+    run.set_defaults(handler=cmd_run)
+
     schema = sub.add_parser("schema", help="print the JSON Schema of rule files or the config file")
     schema.add_argument("kind", nargs="?", choices=["rules", "config"], default="rules")
     schema.set_defaults(handler=cmd_schema)
@@ -229,6 +234,32 @@ def preview(notification: Notification) -> str:
     if notification.channel_type == "webhook":
         return f"{body.get('title', '')}\n{body.get('text', '')}"
     return json.dumps(body, ensure_ascii=False, indent=2)
+
+
+# --------------------------------------------------------------------------------------- run
+
+
+def cmd_run(args: argparse.Namespace) -> int:
+    from bot import runtime
+
+    _service_logging()
+    try:
+        loaded = load_config(config_path(args.config))
+        Pipeline.load(loaded)  # validate the rules before connecting anywhere
+    except InvalidConfig as exc:
+        for problem in exc.problems:
+            print(problem, file=sys.stderr)
+        return EXIT_INVALID_CONFIG
+    return runtime.run(loaded)
+
+
+def _service_logging() -> None:
+    root = logging.getLogger()
+    for handler in root.handlers[:]:
+        root.removeHandler(handler)
+    logging.basicConfig(level=os.environ.get("DWBOT_LOG_LEVEL", "INFO").upper(), stream=sys.stderr,
+                        format="%(asctime)s %(levelname)s %(name)s: %(message)s")
+    logging.getLogger("httpx").setLevel(logging.WARNING)  # one line per request is noise, not news
 
 
 # ------------------------------------------------------------------------------------ replay

@@ -28,6 +28,12 @@ class KafkaConfig(_Model):
     topics: list[str] = Field(default_factory=list, description="topics to consume (required for `run`)")
     config: dict[str, str | int | float | bool] = Field(
         default_factory=dict, description="librdkafka settings, passed through to confluent-kafka")
+    max_in_flight: int = Field(1000, ge=1, description="events being delivered at once; above it "
+                                                       "consumption pauses (backpressure)")
+    commit_interval: Duration = Field(2, description="how often handled offsets are committed")
+    shutdown_timeout: Duration = Field(30, description="on SIGTERM, how long in-flight work may finish")
+    startup_timeout: Duration = Field(30, description="give up with a clear error if Kafka can't be "
+                                                      "reached within this")
 
 
 class ChannelConfig(_Model):

