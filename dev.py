@@ -30,7 +30,7 @@ def ensure_env() -> None:
         venv.EnvBuilder(with_pip=True).create(VENV)
     print("installing dwbot and test dependencies ...", flush=True)
     subprocess.run([str(PYTHON), "-m", "pip", "install", "--quiet", "--upgrade", "pip"], check=True)
-    subprocess.run([str(PYTHON), "-m", "pip", "install", "--quiet", "-e", f"{ROOT}[test]"], check=True)
+    subprocess.run([str(PYTHON), "-m", "pip", "install", "--quiet", "-e", f"{ROOT}[test,demo]"], check=True)
     stamp.write_text(want)
 
 
@@ -45,9 +45,7 @@ def main(argv: list[str]) -> int:
         if lint.returncode:
             return lint.returncode
         return subprocess.run([str(PYTHON), "-m", "pytest", "-q", *argv[1:]], cwd=ROOT, check=False).returncode
-    samples = sorted(str(p) for p in (ROOT / "bot" / "samples").glob("*.json"))
-    return subprocess.run([str(BIN / "dwbot"), "test", "--config", str(ROOT / "bot.example.yaml"), *samples,
-                           *argv[1:]], cwd=ROOT, check=False).returncode
+    return subprocess.run([str(BIN / "dwbot"), "demo", *argv[1:]], cwd=ROOT, check=False).returncode
 
 
 if __name__ == "__main__":

@@ -16,6 +16,7 @@ from bot.errors import InvalidConfig
 from bot.events import InvalidEvent
 from bot.inputs import Input, read_inputs
 from bot.pipeline import Notification, Pipeline
+from bot.preview import preview
 
 EXIT_OK, EXIT_INVALID_CONFIG, EXIT_USAGE, EXIT_INVALID_EVENT = 0, 1, 2, 3
 
@@ -62,6 +63,9 @@ def _parser() -> argparse.ArgumentParser:
     run.add_argument("-c", "--config", help="config file (default: $DWBOT_CONFIG, else ./bot.yaml, "
                                             "else embedded defaults)")
     run.set_defaults(handler=cmd_run)
+
+    demo = sub.add_parser("demo", help="run the whole product locally: broker, samples, rules, a chat inbox")
+    demo.set_defaults(handler=cmd_demo)
 
     schema = sub.add_parser("schema", help="print the JSON Schema of rule files or the config file")
     schema.add_argument("kind", nargs="?", choices=["rules", "config"], default="rules")
@@ -216,26 +220,6 @@ class _HumanPrinter:
         print(f"{self.events} event(s), {self.invalid} invalid, {self.sent} notification(s) would be sent")
 
 
-def preview(notification: Notification) -> str:
-    """What the chat would show, roughly: the message text without the JSON around it."""
-    body = notification.body
-    if notification.channel_type == "dingtalk":
-        part = body.get(body.get("msgtype", ""), {})
-        if isinstance(part, dict) and isinstance(part.get("text") or part.get("content"), str):
-            return (part.get("text") or part.get("content")).replace("\u200b", "")
-    if notification.channel_type == "slack" and isinstance(body.get("blocks"), list):
-        lines = []
-        for block in body["blocks"]:
-            text = (block.get("text") or {}).get("text") if isinstance(block, dict) else None
-            if text:
-                lines.append(f"*{text}*" if block.get("type") == "header" else text)
-        if lines:
-            return "\n".join(lines).replace("\u200b", "")
-    if notification.channel_type == "webhook":
-        return f"{body.get('title', '')}\n{body.get('text', '')}"
-    return json.dumps(body, ensure_ascii=False, indent=2)
-
-
 # --------------------------------------------------------------------------------------- run
 
 
@@ -253,13 +237,20 @@ def cmd_run(args: argparse.Namespace) -> int:
     return runtime.run(loaded)
 
 
-def _service_logging() -> None:
+def _service_logging(default: str = "INFO") -> None:
     root = logging.getLogger()
     for handler in root.handlers[:]:
         root.removeHandler(handler)
-    logging.basicConfig(level=os.environ.get("DWBOT_LOG_LEVEL", "INFO").upper(), stream=sys.stderr,
+    logging.basicConfig(level=os.environ.get("DWBOT_LOG_LEVEL", default).upper(), stream=sys.stderr,
                         format="%(asctime)s %(levelname)s %(name)s: %(message)s")
     logging.getLogger("httpx").setLevel(logging.WARNING)  # one line per request is noise, not news
+
+
+def cmd_demo(args: argparse.Namespace) -> int:
+    from bot.demo import run_demo
+
+    _service_logging(default="WARNING")  # the demo's own output is the show
+    return run_demo()
 
 
 # ------------------------------------------------------------------------------------ replay
