@@ -106,6 +106,13 @@ def _rule_problems_without_config(args: argparse.Namespace, path: str | None):
     return []
 
 
+def _report(exc: InvalidConfig) -> int:
+    """Every problem on stderr, one `PATH:LINE:COL: message` per line; exit code 1."""
+    for problem in exc.problems:
+        print(problem, file=sys.stderr)
+    return EXIT_INVALID_CONFIG
+
+
 def _redactor(pipeline: Pipeline | None):
     return pipeline.loaded.redact if pipeline else (lambda text: text)
 
@@ -114,10 +121,9 @@ def cmd_check(args: argparse.Namespace) -> int:
     try:
         pipeline = _load(args, strict=True)
     except InvalidConfig as exc:
-        for problem in exc.problems:
-            print(problem, file=sys.stderr)
+        code = _report(exc)
         print(f"{len(exc.problems)} problem(s) found", file=sys.stderr)
-        return EXIT_INVALID_CONFIG
+        return code
     rules = pipeline.rules
     print(f"ok: {pipeline.loaded.path or 'embedded defaults'}, {len(rules.files)} rule file(s), "
           f"{len(rules.ruleset.rules)} rule(s), {len(rules.templates)} template(s), "
@@ -132,9 +138,7 @@ def cmd_test(args: argparse.Namespace) -> int:
     try:
         pipeline = _load(args, strict=True)
     except InvalidConfig as exc:
-        for problem in exc.problems:
-            print(problem, file=sys.stderr)
-        return EXIT_INVALID_CONFIG
+        return _report(exc)
     redact = _redactor(pipeline)
     printer = _JsonPrinter() if args.json else _HumanPrinter(redact)
     any_invalid = False
@@ -231,9 +235,7 @@ def cmd_run(args: argparse.Namespace) -> int:
         loaded = load_config(config_path(args.config))
         Pipeline.load(loaded)  # validate the rules before connecting anywhere
     except InvalidConfig as exc:
-        for problem in exc.problems:
-            print(problem, file=sys.stderr)
-        return EXIT_INVALID_CONFIG
+        return _report(exc)
     return runtime.run(loaded)
 
 
@@ -266,9 +268,7 @@ def cmd_replay(args: argparse.Namespace) -> int:
     try:
         pipeline = _load(args, strict=False)
     except InvalidConfig as exc:
-        for problem in exc.problems:
-            print(problem, file=sys.stderr)
-        return EXIT_INVALID_CONFIG
+        return _report(exc)
     config = pipeline.config
     inputs = (item for name in args.events for item in read_inputs(name))
     if args.dry_run:

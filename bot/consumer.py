@@ -94,6 +94,7 @@ class RunSettings:
     commit_interval: float = 2.0
     shutdown_timeout: float = 30.0
     revoke_timeout: float = 10.0  # how long a rebalance waits for in-flight work of revoked partitions
+    batch_size: int = 500  # messages taken per consume() call
 
 
 @dataclass
@@ -167,9 +168,13 @@ class KafkaRunner:
         try:
             while not self.stop.is_set():
                 self._pace()
-                message = self.consumer.poll(0.2)
-                if message is not None:
-                    self._handle(message)
+                # Block for the first message only, then take what is already fetched: consume() with a
+                # timeout would hold a lone event back until its batch filled or the timeout ran out.
+                first = self.consumer.poll(0.2)
+                if first is not None:
+                    self._handle(first)
+                    for message in self.consumer.consume(num_messages=self.settings.batch_size, timeout=0):
+                        self._handle(message)
                 self._maybe_commit()
         finally:
             self._shutdown()
@@ -201,12 +206,11 @@ class KafkaRunner:
         if offsets is None:
             return  # revoked meanwhile: its next owner consumes it
         offset = message.offset()
-        where = f"{message.topic()}[{message.partition()}]@{offset}"
         try:
-            event = self.pipeline.decode(message.value() or b"")
+            event = self.pipeline.decode_if_wanted(message.value() or b"")
         except InvalidEvent as exc:
             self.stats.events["invalid"] += 1
-            log.warning("invalid message at %s: %s", where, exc)
+            log.warning("invalid message at %s[%d]@%d: %s", message.topic(), message.partition(), offset, exc)
             self.dead_letters.write(f"invalid message: {exc}", mirror=False, kind="invalid-message",
                                     topic=message.topic(), partition=message.partition(), offset=offset,
                                     message=raw_message(message.value() or b""))
@@ -214,13 +218,14 @@ class KafkaRunner:
                 self.dead_letter_topic.forward(message, str(exc))
             offsets.seen(offset)
             return
-        notifications = self.pipeline.notifications(event)
+        notifications = self.pipeline.notifications(event) if event is not None else ()
         if not notifications:
             self.stats.events["unmatched"] += 1
             offsets.seen(offset)
             return
         self.stats.events["matched"] += 1
-        log.debug("event %s at %s: %d notification(s)", event.id, where, len(notifications))
+        log.debug("event %s at %s[%d]@%d: %d notification(s)", event.id, message.topic(), message.partition(),
+                  offset, len(notifications))
         offsets.start(offset)
         with self._in_flight_lock:
             self._in_flight += 1

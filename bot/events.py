@@ -12,6 +12,8 @@ from datetime import UTC, datetime, timedelta, timezone, tzinfo
 from typing import Any
 from zoneinfo import ZoneInfo
 
+import orjson
+
 from bot import catalog
 
 MAX_MESSAGE_BYTES = 1024 * 1024
@@ -23,14 +25,17 @@ class InvalidEvent(ValueError):
     """A message that is not a DataWorks event. The text says why, for logs and dead letters."""
 
 
-@dataclass(frozen=True, slots=True)
+@dataclass(slots=True)
 class Workspace:
     id: str | None
     name: str | None
 
 
-@dataclass(frozen=True, slots=True)
+@dataclass(slots=True, eq=False)
 class Event:
+    """Treated as immutable. Not `frozen`: a frozen dataclass sets each of these 15 fields through
+    object.__setattr__, which made building an Event cost as much as parsing its JSON."""
+
     id: str
     source: str
     envelope: str  # "cloudevents" | "legacy"
@@ -99,84 +104,111 @@ def decode(
     max_bytes: int = MAX_MESSAGE_BYTES,
 ) -> Event:
     """Decode one message value. Raises InvalidEvent with a one-line reason."""
+    return normalise(parse(value, max_bytes), workspaces=workspaces, tz=tz)
+
+
+def parse(value: bytes | str, max_bytes: int = MAX_MESSAGE_BYTES) -> Any:
+    """Message bytes -> JSON value. Raises InvalidEvent (too big, not UTF-8, not JSON)."""
+    if len(value) > max_bytes:
+        unit = "bytes" if isinstance(value, bytes | bytearray) else "characters"
+        raise InvalidEvent(f"message of {len(value)} {unit} exceeds the limit of {max_bytes}")
+    try:
+        return orjson.loads(value)  # about twice as fast as json.loads; exact 64-bit integers
+    except orjson.JSONDecodeError:
+        return _decode_slowly(value)  # precise error messages, and integers beyond 64 bits
+
+
+def _decode_slowly(value: bytes | str) -> Any:
     if isinstance(value, bytes | bytearray):
-        if len(value) > max_bytes:
-            raise InvalidEvent(f"message of {len(value)} bytes exceeds the limit of {max_bytes}")
         try:
             value = value.decode("utf-8")
         except UnicodeDecodeError as exc:
             raise InvalidEvent(f"not UTF-8: {exc}") from None
-    elif len(value) > max_bytes:
-        raise InvalidEvent(f"message of {len(value)} characters exceeds the limit of {max_bytes}")
     try:
-        raw = json.loads(value)
+        return json.loads(value)
     except json.JSONDecodeError as exc:
         raise InvalidEvent(f"not JSON: {exc}") from None
-    return normalise(raw, workspaces=workspaces, tz=tz)
+
+
+@dataclass(slots=True)
+class Classified:
+    """What rules are indexed by, read from a valid envelope before the full normalisation: the
+    consumer skips building the Event when no rule can apply to this kind of event."""
+
+    envelope: str
+    id: str
+    data: dict[str, Any]
+    type: str | None
+    code: str | None
+    category: str | None
+    status: str | None
+    kind: catalog.EventKind | None
+
+    @property
+    def key(self) -> tuple[str | None, str | None, str | None, str | None]:
+        return (self.code, self.type, self.category, self.status)
+
+
+def classify(raw: Any) -> Classified:
+    """Validate the envelope and read the event's kind. Raises InvalidEvent."""
+    if not isinstance(raw, dict):
+        raise InvalidEvent(f"not a JSON object but {type(raw).__name__}")
+    if "messageBody" in raw or "messageId" in raw:
+        data = raw.get("messageBody")
+        if not isinstance(data, dict):
+            raise InvalidEvent("legacy envelope without an object `messageBody`")
+        event_id = _required_id(raw.get("messageId"), "messageId")
+        code = _str_or_none(data.get("eventCode")) or _str_or_none(raw.get("eventType"))
+        kind = catalog.BY_CODE.get(code or "")
+        category = _str_or_none(raw.get("eventCategoryType")) or (kind.category if kind else None)
+        return Classified("legacy", event_id, data, kind.type if kind else None, code, category,
+                          _status(code, data), kind)
+    if "specversion" in raw or ("id" in raw and "type" in raw):
+        data = raw.get("data", {})
+        if not isinstance(data, dict):
+            raise InvalidEvent(f"CloudEvents `data` is not an object but {type(data).__name__}")
+        event_id = _required_id(raw.get("id"), "id")
+        event_type = raw.get("type") if isinstance(raw.get("type"), str) else None
+        code = _str_or_none(data.get("eventCode")) or catalog.code_from_type(event_type)
+        kind = catalog.BY_CODE.get(code or "")
+        return Classified("cloudevents", event_id, data, event_type, code, kind.category if kind else None,
+                          _status(code, data), kind)
+    raise InvalidEvent("neither a CloudEvents envelope (id, type, data) nor a legacy one (messageId, messageBody)")
 
 
 def normalise(raw: Any, *, workspaces: dict[str, str] | None = None, tz: tzinfo | None = None) -> Event:
     """A parsed JSON value -> Event, or InvalidEvent."""
-    if not isinstance(raw, dict):
-        raise InvalidEvent(f"not a JSON object but {type(raw).__name__}")
+    return build(classify(raw), raw, workspaces=workspaces, tz=tz)
+
+
+def build(c: Classified, raw: dict, *, workspaces: dict[str, str] | None = None, tz: tzinfo | None = None) -> Event:
+    """The full Event of a classified message."""
     local_tz = tz or _SHANGHAI
-    if "messageBody" in raw or "messageId" in raw:
-        return _legacy(raw, workspaces or {}, local_tz)
-    if "specversion" in raw or ("id" in raw and "type" in raw):
-        return _cloudevent(raw, workspaces or {}, local_tz)
-    raise InvalidEvent("neither a CloudEvents envelope (id, type, data) nor a legacy one (messageId, messageBody)")
-
-
-def _cloudevent(raw: dict, workspaces: dict[str, str], tz: tzinfo) -> Event:
-    data = raw.get("data", {})
-    if not isinstance(data, dict):
-        raise InvalidEvent(f"CloudEvents `data` is not an object but {type(data).__name__}")
-    event_id = _required_id(raw.get("id"), "id")
-    event_type = raw.get("type") if isinstance(raw.get("type"), str) else None
-    code = _str_or_none(data.get("eventCode")) or catalog.code_from_type(event_type)
-    kind = catalog.BY_CODE.get(code or "")
-    blocking = data.get("blockBusiness")
+    data = c.data
+    kind = c.kind
+    if c.envelope == "legacy":
+        blocking = raw.get("blockBusiness", data.get("blockBusiness"))
+        source, time = "acs.dataworks", _payload_time(data, local_tz)
+        region = account = None
+    else:
+        blocking = data.get("blockBusiness")
+        source = _str_or_none(raw.get("source")) or "acs.dataworks"
+        time = parse_time(raw.get("time"), local_tz) or _payload_time(data, local_tz)
+        region, account = _str_or_none(raw.get("aliyunregionid")), _id_str(raw.get("aliyunaccountid"))
     return Event(
-        id=event_id,
-        source=_str_or_none(raw.get("source")) or "acs.dataworks",
-        envelope="cloudevents",
-        type=event_type,
-        code=code,
-        category=kind.category if kind else None,
+        id=c.id,
+        source=source,
+        envelope=c.envelope,
+        type=c.type,
+        code=c.code,
+        category=c.category,
         blocking=blocking if isinstance(blocking, bool) else bool(kind and kind.blocking),
-        time=parse_time(raw.get("time"), tz) or _payload_time(data, tz),
-        workspace=_workspace(data, workspaces),
+        time=time,
+        workspace=_workspace(data, workspaces or {}),
         tenant_id=_id_str(data.get("tenantId")),
-        region=_str_or_none(raw.get("aliyunregionid")),
-        account=_id_str(raw.get("aliyunaccountid")),
-        status=_status(code, data),
-        data=data,
-        raw=raw,
-    )
-
-
-def _legacy(raw: dict, workspaces: dict[str, str], tz: tzinfo) -> Event:
-    data = raw.get("messageBody")
-    if not isinstance(data, dict):
-        raise InvalidEvent("legacy envelope without an object `messageBody`")
-    event_id = _required_id(raw.get("messageId"), "messageId")
-    code = _str_or_none(data.get("eventCode")) or _str_or_none(raw.get("eventType"))
-    kind = catalog.BY_CODE.get(code or "")
-    blocking = raw.get("blockBusiness", data.get("blockBusiness"))
-    return Event(
-        id=event_id,
-        source="acs.dataworks",
-        envelope="legacy",
-        type=kind.type if kind else None,
-        code=code,
-        category=_str_or_none(raw.get("eventCategoryType")) or (kind.category if kind else None),
-        blocking=blocking if isinstance(blocking, bool) else bool(kind and kind.blocking),
-        time=_payload_time(data, tz),
-        workspace=_workspace(data, workspaces),
-        tenant_id=_id_str(data.get("tenantId")),
-        region=None,
-        account=None,
-        status=_status(code, data),
+        region=region,
+        account=account,
+        status=c.status,
         data=data,
         raw=raw,
     )
@@ -230,8 +262,15 @@ def _dig(data: dict, path: tuple[str, ...]) -> Any:
 
 
 def _workspace(data: dict, workspaces: dict[str, str]) -> Workspace:
-    ws_id = next((v for p in _WORKSPACE_ID_PATHS if (v := _id_str(_dig(data, p)))), None)
-    name = next((v for p in _WORKSPACE_NAME_PATHS if (v := _str_or_none(_dig(data, p)))), None)
+    # projectId / appId carry it in almost every event: look there first, without the generic walk
+    ws_id = _id_str(data.get("projectId")) or _id_str(data.get("appId"))
+    if ws_id is None:
+        ws_id = next((v for p in _WORKSPACE_ID_PATHS[2:] if (v := _id_str(_dig(data, p)))), None)
+    name = data.get("projectName")
+    if not isinstance(name, str) or not name:
+        name = None
+        if "queryDwProjectName" in data or "order" in data:
+            name = next((v for p in _WORKSPACE_NAME_PATHS[1:] if (v := _str_or_none(_dig(data, p)))), None)
     if name is None and ws_id is not None:
         name = workspaces.get(ws_id)
     return Workspace(ws_id, name)

@@ -70,6 +70,15 @@ class Pipeline:
     def normalise(self, raw: Any) -> Event:
         return events.normalise(raw, workspaces=self.config.workspaces, tz=self.tz)
 
+    def decode_if_wanted(self, value: bytes | str) -> Event | None:
+        """Like decode, but None (without building the Event) when no rule can apply to an event of
+        this code, type, category and status — the hot path of `run`. Raises InvalidEvent."""
+        raw = events.parse(value)
+        classified = events.classify(raw)
+        if not self.rules.ruleset.candidates_for(classified.key):
+            return None
+        return events.build(classified, raw, workspaces=self.config.workspaces, tz=self.tz)
+
     def notifications(self, event: Event) -> list[Notification]:
         """Every notification the event causes, in rule order then `notify` order."""
         out: list[Notification] = []

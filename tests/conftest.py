@@ -43,3 +43,16 @@ def broker(tmp_path_factory):
     b = Broker(tmp_path_factory.mktemp("broker") / "tansu.log")
     yield b
     b.stop()
+
+
+@pytest.fixture(autouse=True)
+def no_process_left_behind():
+    """A failing test must not leave a `dwbot run` subprocess consuming CPU for the rest of the suite."""
+    from kafka_support import RUNNING
+
+    yield
+    while RUNNING:
+        proc = RUNNING.pop()
+        if proc.poll() is None:
+            proc.kill()
+            proc.wait(10)

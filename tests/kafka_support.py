@@ -136,6 +136,9 @@ def write_config(path: Path, broker: Broker, topic: str, group: str, channels: d
     return path
 
 
+RUNNING: list[subprocess.Popen] = []  # killed after each test, whatever happened in it
+
+
 class BotProcess:
     """`python -m bot run -c CONFIG` in a subprocess, its log in a file."""
 
@@ -145,6 +148,7 @@ class BotProcess:
         env = os.environ | {"DWBOT_LOG_LEVEL": "INFO", "PYTHONUNBUFFERED": "1"}
         self.proc = subprocess.Popen([sys.executable, "-m", "bot", "run", "-c", str(config)], cwd=ROOT,
                                      stdout=self.log, stderr=subprocess.STDOUT, env=env)
+        RUNNING.append(self.proc)
 
     def text(self) -> str:
         return self.log_path.read_text(errors="replace")

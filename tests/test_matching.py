@@ -104,3 +104,23 @@ def test_index_skips_rules_for_other_events(tmp_path, monkeypatch):
                         lambda self, event: calls.append(self.name) or original(self, event))
     assert names(p, FAILED) == ["mine"]
     assert calls == ["mine"]  # the 200 DQC rules were never looked at
+
+
+def test_triage_skips_events_no_rule_can_match_but_still_rejects_invalid_ones(tmp_path):
+    import json
+
+    import pytest
+
+    from bot.events import InvalidEvent
+
+    p = pipeline_for(tmp_path, """
+rules:
+  - {name: failed, match: {event: instance-status-changes, status: FAILURE}, notify: [oncall-slack]}
+""")
+    failed = json.dumps(FAILED)
+    running = json.dumps(sample("instance-status-running-cloudevent.json"))
+    assert p.decode_if_wanted(failed).id == FAILED["id"]
+    assert p.decode_if_wanted(running) is None  # no rule for RUNNING: no Event built
+    assert p.rules.ruleset.match(p.decode(running)) == []  # ... which is what full matching says too
+    with pytest.raises(InvalidEvent, match="no `id`"):
+        p.decode_if_wanted('{"specversion": "1.0", "type": "dataworks:X:Y", "data": {}}')

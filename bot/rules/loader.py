@@ -213,6 +213,7 @@ class _Compiler:
             self._check_names(source, loc + ("match", "event"), match.event, catalog.is_known_event_name,
                               "event", [k.code for k in catalog.EVENT_KINDS] + [k.type for k in catalog.EVENT_KINDS])
         conditions: list[matcher.Condition] = []
+        status_names = matcher.NameMatcher(match.status, fold=True) if match.status else None
         if match.workspace:
             conditions.append(matcher.workspace_condition(match.workspace))
         if match.status:
@@ -261,6 +262,7 @@ class _Compiler:
         where = source.problem(loc, "")
         return matcher.CompiledRule(
             spec=spec, position=position, source=f"{where.path}:{where.line}", event_names=event_names,
+            status_names=status_names,
             conditions=conditions, templates=per_channel, mentions=mentions, dedup_key=dedup_key,
             dedup_window=spec.dedup.window if spec.dedup.window is not None else self.config.dedup.window,
         )

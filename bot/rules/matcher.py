@@ -46,6 +46,12 @@ class NameMatcher:
         self.globs = [re.compile(fnmatch.translate(v.lower() if fold else v)) for v in self.values if is_glob(v)]
 
     def __call__(self, *candidates: str | None) -> bool:
+        if not self.globs and not self.fold:  # the common case: plain names
+            exact = self.exact
+            for c in candidates:
+                if c in exact:
+                    return True
+            return False
         for c in candidates:
             if c is None:
                 continue
@@ -65,6 +71,7 @@ class CompiledRule:
     source: str  # "PATH:LINE" for messages
     event_names: NameMatcher | None
     conditions: list[Condition]  # after the event condition, in evaluation order
+    status_names: NameMatcher | None = None  # also checked when candidates are computed
     templates: dict[str, Any] = field(default_factory=dict)  # channel name -> CompiledTemplate
     mentions: dict[str, tuple[Any, ...]] = field(default_factory=dict)  # channel -> "all" or compiled Jinja
     dedup_key: Any = None  # compiled Jinja template
@@ -112,24 +119,30 @@ class RuleSet:
         self._candidates: dict[tuple, tuple[CompiledRule, ...]] = {}
 
     def candidates(self, event: Event) -> tuple[CompiledRule, ...]:
-        key = (event.code, event.type, event.category)
+        return self.candidates_for((event.code, event.type, event.category, event.status))
+
+    def candidates_for(self, key: tuple) -> tuple[CompiledRule, ...]:
+        """Rules that may match events of this (code, type, category, status), cached."""
         found = self._candidates.get(key)
         if found is None:
-            found = self._compute_candidates(event)
+            found = self._compute_candidates(*key)
             if len(self._candidates) > 10_000:  # unbounded names in hostile input: keep memory flat
                 self._candidates.clear()
             self._candidates[key] = found
         return found
 
-    def _compute_candidates(self, event: Event) -> tuple[CompiledRule, ...]:
+    def _compute_candidates(self, code: str | None, type_: str | None, category: str | None,
+                            status: str | None) -> tuple[CompiledRule, ...]:
         picked: dict[int, CompiledRule] = {}
-        for name in (event.code, event.type.lower() if event.type else None, event.category):
+        for name in (code, type_.lower() if type_ else None, category):
             for rule in self._exact.get(name or "", ()):
                 picked[rule.position] = rule
         for rule in self._unindexed:
-            if rule.event_names is None or rule.event_names(event.code, event.type, event.category):
+            if rule.event_names is None or rule.event_names(code, type_, category):
                 picked[rule.position] = rule
-        return tuple(picked[p] for p in sorted(picked))
+        # the status is part of the cache key too: a `status:` that can't match drops the rule here
+        return tuple(picked[p] for p in sorted(picked)
+                     if picked[p].status_names is None or picked[p].status_names(status))
 
     def match(self, event: Event) -> list[CompiledRule]:
         """Matching rules in rule order; a matching rule with `stop: true` ends the evaluation."""

@@ -69,6 +69,9 @@ def _equals(expected: Any) -> Test:
         text = expected if isinstance(expected, str) else None
 
         def equal_number(v: Any) -> bool:
+            kind = v.__class__
+            if kind is int or kind is float:  # the usual case: a JSON number (bool's class is bool)
+                return v == number
             if v == text:
                 return True
             got = as_number(v)
@@ -217,7 +220,10 @@ class Leaf:
             return True
         if isinstance(value, list):
             return any(t(item) for item in value for t in self.tests)
-        return any(t(value) for t in self.tests)
+        for t in self.tests:
+            if t(value):
+                return True
+        return False
 
 
 # --------------------------------------------------------------------------------------- objects
