@@ -228,9 +228,13 @@ class _HumanPrinter:
 
 
 def cmd_run(args: argparse.Namespace) -> int:
+    import faulthandler
+    import signal
+
     from bot import runtime
 
     _service_logging()
+    faulthandler.register(signal.SIGUSR1, all_threads=True)  # `kill -USR1 PID`: every thread's stack
     try:
         loaded = load_config(config_path(args.config))
         Pipeline.load(loaded)  # validate the rules before connecting anywhere

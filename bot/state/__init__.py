@@ -3,6 +3,7 @@ release it on failure. Two workers never send the same key, and a failed send do
 
     memory://          one process, lost on restart (tests, `dwbot test`-like runs)
     sqlite:///PATH     one host, survives restarts (the default: sqlite:///dwbot-state.db)
+    redis://HOST:PORT/DB, rediss://…   shared by several replicas in one consumer group
 """
 
 from __future__ import annotations
@@ -18,8 +19,11 @@ def open_store(url: str, clock: Clock = SYSTEM) -> StateStore:
         return MemoryStore(clock)
     if url.startswith("sqlite:///"):
         return SqliteStore(url[len("sqlite:///"):], clock)
-    raise ValueError(f"state store {url.split('://')[0]}:// is not available in this version "
-                     "(use memory:// or sqlite:///PATH)")
+    if url.startswith(("redis://", "rediss://")):
+        from bot.state.redis import RedisStore
+
+        return RedisStore(url, clock)
+    raise ValueError(f"unknown state store {url.split('://')[0]}:// (use memory://, sqlite:///PATH or redis://)")
 
 
 __all__ = ["MemoryStore", "Reservation", "SqliteStore", "StateStore", "open_store"]
