@@ -10,7 +10,7 @@ import sys
 from pathlib import Path
 from typing import Any
 
-from bot import __version__
+from bot import __version__, logs
 from bot.config import Config, LoadedConfig, config_path, load_config
 from bot.errors import InvalidConfig
 from bot.events import InvalidEvent
@@ -62,6 +62,8 @@ def _parser() -> argparse.ArgumentParser:
     run = sub.add_parser("run", help="consume kafka.topics and notify, until SIGTERM/SIGINT")
     run.add_argument("-c", "--config", help="config file (default: $DWBOT_CONFIG, else ./bot.yaml, "
                                             "else embedded defaults)")
+    run.add_argument("--log-format", choices=["text", "json"], default=os.environ.get("DWBOT_LOG_FORMAT", "text"),
+                     help="text (default) or JSON lines; also $DWBOT_LOG_FORMAT")
     run.set_defaults(handler=cmd_run)
 
     demo = sub.add_parser("demo", help="run the whole product locally: broker, samples, rules, a chat inbox")
@@ -233,23 +235,20 @@ def cmd_run(args: argparse.Namespace) -> int:
 
     from bot import runtime
 
-    _service_logging()
+    _service_logging(fmt=args.log_format)
     faulthandler.register(signal.SIGUSR1, all_threads=True)  # `kill -USR1 PID`: every thread's stack
+    path = config_path(args.config)
     try:
-        loaded = load_config(config_path(args.config))
+        loaded = load_config(path)
         Pipeline.load(loaded)  # validate the rules before connecting anywhere
     except InvalidConfig as exc:
         return _report(exc)
+    logs.REDACTION.redact = loaded.redact
     return runtime.run(loaded)
 
 
-def _service_logging(default: str = "INFO") -> None:
-    root = logging.getLogger()
-    for handler in root.handlers[:]:
-        root.removeHandler(handler)
-    logging.basicConfig(level=os.environ.get("DWBOT_LOG_LEVEL", default).upper(), stream=sys.stderr,
-                        format="%(asctime)s %(levelname)s %(name)s: %(message)s")
-    logging.getLogger("httpx").setLevel(logging.WARNING)  # one line per request is noise, not news
+def _service_logging(default: str = "INFO", fmt: str = "text") -> None:
+    logs.setup(os.environ.get("DWBOT_LOG_LEVEL", default), fmt)
 
 
 def cmd_demo(args: argparse.Namespace) -> int:

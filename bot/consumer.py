@@ -107,7 +107,7 @@ class RunStats:
 
 class KafkaRunner:
     def __init__(self, consumer: Consumer, pipeline: Pipeline, delivery: Delivery, dead_letters,
-                 settings: RunSettings, dead_letter_topic=None):
+                 settings: RunSettings, dead_letter_topic=None, metrics=None):
         self.consumer = consumer
         self.pipeline = pipeline
         self.delivery = delivery
@@ -115,6 +115,9 @@ class KafkaRunner:
         self.dead_letter_topic = dead_letter_topic
         self.settings = settings
         self.stats = RunStats()
+        self.metrics = metrics
+        if metrics is not None:
+            metrics.in_flight.set_function(self.in_flight)
         self.partitions: dict[tuple[str, int], PartitionOffsets] = {}
         self.stop = threading.Event()
         self.fatal: str | None = None
@@ -195,6 +198,8 @@ class KafkaRunner:
         if assignment:
             (self.consumer.pause if paused else self.consumer.resume)(assignment)
         self.stats.paused = paused
+        if self.metrics is not None:
+            self.metrics.paused.set(1 if paused else 0)
 
     def _handle(self, message) -> None:
         if message.error():
@@ -209,8 +214,9 @@ class KafkaRunner:
         try:
             event = self.pipeline.decode_if_wanted(message.value() or b"")
         except InvalidEvent as exc:
-            self.stats.events["invalid"] += 1
-            log.warning("invalid message at %s[%d]@%d: %s", message.topic(), message.partition(), offset, exc)
+            self._count("invalid")
+            log.warning("invalid message at %s[%d]@%d: %s", message.topic(), message.partition(), offset, exc,
+                        extra={"topic": message.topic(), "partition": message.partition(), "offset": offset})
             self.dead_letters.write(f"invalid message: {exc}", mirror=False, kind="invalid-message",
                                     topic=message.topic(), partition=message.partition(), offset=offset,
                                     message=raw_message(message.value() or b""))
@@ -220,18 +226,24 @@ class KafkaRunner:
             return
         notifications = self.pipeline.notifications(event) if event is not None else ()
         if not notifications:
-            self.stats.events["unmatched"] += 1
+            self._count("unmatched")
             offsets.seen(offset)
             return
-        self.stats.events["matched"] += 1
+        self._count("matched")
         log.debug("event %s at %s[%d]@%d: %d notification(s)", event.id, message.topic(), message.partition(),
-                  offset, len(notifications))
+                  offset, len(notifications), extra={"event_id": event.id, "topic": message.topic(),
+                                                     "partition": message.partition(), "offset": offset})
         offsets.start(offset)
         with self._in_flight_lock:
             self._in_flight += 1
         ticket = Ticket(offsets, offset, len(notifications), self._finished)
         for notification in notifications:
             self.delivery.submit(notification, ticket.done)
+
+    def _count(self, result: str) -> None:
+        self.stats.events[result] += 1
+        if self.metrics is not None:
+            self.metrics.event(result)
 
     def _finished(self) -> None:
         with self._in_flight_lock:

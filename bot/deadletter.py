@@ -23,6 +23,7 @@ class DeadLetterFile:
         self._lock = threading.Lock()
         self.count = 0
         self.mirror: Callable[[dict[str, Any]], None] | None = None  # e.g. the dead-letter topic
+        self.on_write: Callable[[], None] | None = None  # e.g. a metrics counter
 
     def write(self, reason: str, *, mirror: bool = True, **fields: Any) -> dict[str, Any]:
         record = {"time": datetime.now(UTC).isoformat(timespec="milliseconds"), "reason": reason} | fields
@@ -36,6 +37,8 @@ class DeadLetterFile:
                     handle.flush()
                     os.fsync(handle.fileno())
         written = json.loads(line)
+        if self.on_write is not None:
+            self.on_write()
         if mirror and self.mirror is not None:
             self.mirror(written)
         return written

@@ -73,6 +73,11 @@ class ChannelStats:
     store_errors: int = 0
 
 
+def _context(n: Notification, channel: str) -> dict:
+    """Log fields of a notification (bot.logs prints them; JSON logs carry them as keys)."""
+    return {"event_id": n.event.id, "rule": n.rule, "channel": channel, "dedup_key": n.dedup_key}
+
+
 def backoff(attempt: int, retry_after: float | None, rng: random.Random) -> float:
     """Exponential with jitter (half fixed, half random), never sooner than the platform asked."""
     ceiling = min(BACKOFF_CAP, BACKOFF_BASE * 2 ** max(0, attempt - 1))
@@ -83,7 +88,7 @@ def backoff(attempt: int, retry_after: float | None, rng: random.Random) -> floa
 class ChannelWorker:
     def __init__(self, name: str, channel_type: str, sender: Sender, limiter: SlidingWindowLimiter | Unlimited,
                  store: StateStore, dead_letters: DeadLetterFile, clock: Clock, max_retry_time: float,
-                 reservation_seconds: float = 30.0):
+                 reservation_seconds: float = 30.0, metrics=None):
         self.name = name
         self.channel_type = channel_type
         self.sender = sender
@@ -94,6 +99,7 @@ class ChannelWorker:
         self.max_retry_time = max_retry_time
         # A reservation covers one attempt; if its holder dies (kill -9) the key is free again after it.
         self.reservation_seconds = reservation_seconds
+        self.metrics = metrics  # bot.metrics.Metrics, when running as a service
         self.stats = ChannelStats()
         self.rng = random.Random()
         self._queue: deque[Job] = deque()
@@ -103,6 +109,8 @@ class ChannelWorker:
         self._busy = False
         self._thread = threading.Thread(target=self._run, name=f"deliver-{name}", daemon=True)
         self._thread.start()
+        if metrics is not None:
+            metrics.watch_queue(name, self.pending)
 
     # -- called by other threads
 
@@ -167,7 +175,7 @@ class ChannelWorker:
                     self._queue.popleft()
                 self._cond.notify_all()
             if finished is not None:
-                self._count(finished)
+                self._count(finished, job)
                 if job.done:
                     job.done(job.notification, finished)
 
@@ -183,7 +191,7 @@ class ChannelWorker:
             self._store_down(job, now, exc)
             return None
         if reservation is Reservation.DUPLICATE:
-            log.info("channel %s: duplicate %s suppressed", self.name, n.dedup_key)
+            log.info("channel %s: duplicate %s suppressed", self.name, n.dedup_key, extra=_context(n, self.name))
             return Result.DUPLICATE
         if reservation is Reservation.BUSY:
             job.not_before = now + BUSY_RECHECK
@@ -210,9 +218,12 @@ class ChannelWorker:
             self._dead_letter(job, f"gave up after {job.attempts} attempt(s) in {elapsed:.0f}s: {result.reason}")
             return Result.DEAD_LETTERED
         self.stats.retries += 1
+        if self.metrics is not None:
+            self.metrics.notifications.labels(self.name, "retried").inc()
         log.warning("channel %s: %s for %s; attempt %d, retrying in %.1fs%s", self.name, result.reason,
                     n.dedup_key, job.attempts, delay,
-                    " (timed out after sending: it may be posted twice)" if result.unknown else "")
+                    " (timed out after sending: it may be posted twice)" if result.unknown else "",
+                    extra=_context(n, self.name))
         job.not_before = self.clock.now() + delay
         return None
 
@@ -236,18 +247,22 @@ class ChannelWorker:
     def _dead_letter(self, job: Job, reason: str) -> None:
         n = job.notification
         log.error("channel %s: dead-lettered %s (rule %s, event %s): %s", self.name, n.dedup_key, n.rule,
-                  n.event.id, reason)
+                  n.event.id, reason, extra=_context(n, self.name))
         self.dead_letters.write(reason, kind="notification", rule=n.rule, channel=self.name,
                                 channel_type=self.channel_type, dedup_key=n.dedup_key, attempts=job.attempts,
                                 body=n.body, event=n.event.raw)
 
-    def _count(self, result: Result) -> None:
+    def _count(self, result: Result, job: Job) -> None:
         if result is Result.DELIVERED:
             self.stats.delivered += 1
         elif result is Result.DUPLICATE:
             self.stats.duplicates += 1
         else:
             self.stats.dead_lettered += 1
+        if self.metrics is not None:
+            self.metrics.notifications.labels(self.name, result.value.replace("-", "_")).inc()
+            if result is Result.DELIVERED:
+                self.metrics.latency.labels(self.name).observe(max(0.0, self.clock.now() - job.first_seen))
 
 
 class Delivery:
@@ -259,7 +274,8 @@ class Delivery:
 
     @classmethod
     def build(cls, channels: dict, store: StateStore, dead_letters: DeadLetterFile, *, max_retry_time: float,
-              clock: Clock = SYSTEM, senders: dict[str, Sender] | None = None, timeouts=None) -> Delivery:
+              clock: Clock = SYSTEM, senders: dict[str, Sender] | None = None, timeouts=None,
+              metrics=None) -> Delivery:
         from bot.channels import Timeouts, make_sender, rate_of
         from bot.ratelimit import limiter_for
 
@@ -269,7 +285,7 @@ class Delivery:
         for name, config in channels.items():
             sender = (senders or {}).get(name) or make_sender(config, clock, timeouts)
             workers[name] = ChannelWorker(name, config.type, sender, limiter_for(rate_of(config)), store,
-                                          dead_letters, clock, max_retry_time, reservation)
+                                          dead_letters, clock, max_retry_time, reservation, metrics)
         return cls(workers, clock)
 
     def submit(self, notification: Notification, done: Done | None = None) -> None:

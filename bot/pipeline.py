@@ -44,7 +44,8 @@ class Notification:
 
 
 class Pipeline:
-    def __init__(self, loaded: LoadedConfig, rules: LoadedRules, engine: TemplateEngine, *, strict: bool = False):
+    def __init__(self, loaded: LoadedConfig, rules: LoadedRules, engine: TemplateEngine, *, strict: bool = False,
+                 metrics=None):
         self.loaded = loaded
         self.config = loaded.config
         self.rules = rules
@@ -52,17 +53,21 @@ class Pipeline:
         self.strict = strict  # `dwbot test`: report undefined template values as errors
         self.tz = engine.tz
         self.template_fallbacks = 0
+        self.metrics = metrics
 
     @classmethod
-    def load(cls, loaded: LoadedConfig, rule_paths: list[str] | None = None, *, strict: bool = False) -> Pipeline:
+    def load(cls, loaded: LoadedConfig, rule_paths: list[str] | None = None, *, strict: bool = False,
+             metrics=None) -> Pipeline:
         """Compile the rules of a loaded config. Raises InvalidConfig."""
         engine = TemplateEngine(events.zone(loaded.config.timezone))
 
         def on_when_error(rule: str, error: Exception) -> None:
-            log.warning("rule %s: `when` failed: %s", rule, error)
+            log.warning("rule %s: `when` failed: %s", rule, error, extra={"rule": rule})
+            if metrics is not None:
+                metrics.rule_errors.labels(rule).inc()
 
         rules = load_rules(loaded.rule_paths(rule_paths), loaded.config, engine, on_when_error)
-        return cls(loaded, rules, engine, strict=strict)
+        return cls(loaded, rules, engine, strict=strict, metrics=metrics)
 
     def decode(self, value: bytes | str) -> Event:
         return events.decode(value, workspaces=self.config.workspaces, tz=self.tz)
@@ -108,7 +113,10 @@ class Pipeline:
             message = self._fallback(rule, event, dedup_key, error, context)
         if error:
             self.template_fallbacks += 1
-            log.warning("rule %s, channel %s, event %s: %s", rule.name, channel, event.id, error)
+            if self.metrics is not None:
+                self.metrics.template_fallbacks.inc()
+            log.warning("rule %s, channel %s, event %s: %s", rule.name, channel, event.id, error,
+                        extra={"rule": rule.name, "channel": channel, "event_id": event.id})
         body = channels.build_body(channel_type, message)
         return Notification(rule.name, channel, channel_type, dedup_key, rule.dedup_window, body, event, error)
 

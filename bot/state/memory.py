@@ -41,5 +41,8 @@ class MemoryStore:
                 del self._keys[key]
         return len(expired)
 
+    def ping(self) -> bool:
+        return True
+
     def close(self) -> None:
         pass

@@ -76,6 +76,10 @@ class SqliteStore:
         now = self.clock.wall()
         return self._transaction(lambda db: db.execute("DELETE FROM dedup WHERE expires <= ?", (now,)).rowcount)
 
+    def ping(self) -> bool:
+        with self._lock:
+            return self._db.execute("SELECT 1").fetchone() == (1,)
+
     def close(self) -> None:
         with self._lock:
             self._db.close()
