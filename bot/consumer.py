@@ -41,9 +41,9 @@ class PartitionOffsets:
         self._lock = threading.Lock()
 
     def seen(self, offset: int) -> None:
-        with self._lock:
-            if self.next_offset is None or offset + 1 > self.next_offset:
-                self.next_offset = offset + 1
+        # no lock: only the consumer thread touches next_offset (delivery threads only finish())
+        if self.next_offset is None or offset + 1 > self.next_offset:
+            self.next_offset = offset + 1
 
     def start(self, offset: int) -> None:
         with self._lock:
@@ -118,6 +118,7 @@ class KafkaRunner:
         self.metrics = metrics
         if metrics is not None:
             metrics.in_flight.set_function(self.in_flight)
+            metrics.count_events(lambda: dict(self.stats.events))
         self.partitions: dict[tuple[str, int], PartitionOffsets] = {}
         self.stop = threading.Event()
         self.fatal: str | None = None
@@ -178,6 +179,8 @@ class KafkaRunner:
                     self._handle(first)
                     for message in self.consumer.consume(num_messages=self.settings.batch_size, timeout=0):
                         self._handle(message)
+                    if self.metrics is not None:
+                        self.metrics.consumed()
                 self._maybe_commit()
         finally:
             self._shutdown()
@@ -224,6 +227,8 @@ class KafkaRunner:
                 self.dead_letter_topic.forward(message, str(exc))
             offsets.seen(offset)
             return
+        if event is not None:
+            event.origin = (message.topic(), message.partition(), offset)
         notifications = self.pipeline.notifications(event) if event is not None else ()
         if not notifications:
             self._count("unmatched")
@@ -242,8 +247,6 @@ class KafkaRunner:
 
     def _count(self, result: str) -> None:
         self.stats.events[result] += 1
-        if self.metrics is not None:
-            self.metrics.event(result)
 
     def _finished(self) -> None:
         with self._in_flight_lock:

@@ -75,7 +75,10 @@ class ChannelStats:
 
 def _context(n: Notification, channel: str) -> dict:
     """Log fields of a notification (bot.logs prints them; JSON logs carry them as keys)."""
-    return {"event_id": n.event.id, "rule": n.rule, "channel": channel, "dedup_key": n.dedup_key}
+    context = {"event_id": n.event.id, "rule": n.rule, "channel": channel, "dedup_key": n.dedup_key}
+    if n.event.origin:
+        context["topic"], context["partition"], context["offset"] = n.event.origin
+    return context
 
 
 def backoff(attempt: int, retry_after: float | None, rng: random.Random) -> float:

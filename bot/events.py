@@ -51,6 +51,7 @@ class Event:
     status: str | None
     data: dict[str, Any]
     raw: dict[str, Any] = field(repr=False)
+    origin: tuple[str, int, int] | None = None  # Kafka topic, partition, offset (for logs)
 
     def summary(self) -> dict[str, Any]:
         """The SPEC §5 `event` object (no payload)."""

@@ -10,6 +10,7 @@ import time
 from collections.abc import Callable
 
 from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram, generate_latest
+from prometheus_client.core import CounterMetricFamily
 
 from bot import __version__
 
@@ -19,7 +20,8 @@ log = logging.getLogger("dwbot.metrics")
 class Metrics:
     def __init__(self) -> None:
         r = self.registry = CollectorRegistry()
-        self.events = Counter("dwbot_events", "Kafka messages consumed, by result", ["result"], registry=r)
+        self._event_counts: Callable[[], dict[str, int]] = dict
+        r.register(_EventsCollector(self))
         self.notifications = Counter("dwbot_notifications", "Notifications by channel and result "
                                      "(delivered, duplicate, retried, dead_lettered)", ["channel", "result"],
                                      registry=r)
@@ -54,8 +56,12 @@ class Metrics:
         self.reload_time = Gauge("dwbot_config_last_reload_success_timestamp_seconds", "When the config was "
                                  "last loaded successfully", registry=r)
 
-    def event(self, result: str) -> None:
-        self.events.labels(result).inc()
+    def count_events(self, counts: Callable[[], dict[str, int]]) -> None:
+        """Read event counts at scrape time: the consumer keeps plain integers on its hot path."""
+        self._event_counts = counts
+
+    def consumed(self) -> None:
+        """A batch of messages was consumed (called per batch, not per message)."""
         self._last_event_at = time.time()
         self.last_event.set(self._last_event_at)
 
@@ -85,6 +91,18 @@ class Metrics:
 
     def exposition(self) -> bytes:
         return generate_latest(self.registry)
+
+
+class _EventsCollector:
+    def __init__(self, metrics: Metrics):
+        self.metrics = metrics
+
+    def collect(self):
+        family = CounterMetricFamily("dwbot_events", "Kafka messages consumed, by result", labels=["result"])
+        counts = self.metrics._event_counts()
+        for result in ("matched", "unmatched", "invalid"):
+            family.add_metric([result], counts.get(result, 0))
+        yield family
 
 
 def config_hash(*texts: str) -> str:

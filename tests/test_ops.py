@@ -141,12 +141,17 @@ def test_json_logs_carry_event_context_and_no_secrets(broker, tmp_path):
                                     cwd=ROOT, stdout=log, stderr=subprocess.STDOUT,
                                     env=os.environ | {"DWBOT_LOG_LEVEL": "INFO"})
         RUNNING.append(proc)
-        topic.produce([b"not json at all"])
-        assert wait_for(lambda: "invalid message" in log_path.read_text(), timeout=60)
+        topic.produce([b"not json at all", event(7), event(7)])  # the second event(7) is a duplicate
+        assert wait_for(lambda: "invalid message" in log_path.read_text() and
+                        "suppressed" in log_path.read_text(), timeout=60)
         proc.send_signal(signal.SIGTERM)
         assert proc.wait(30) == 0
     records = [json.loads(line) for line in log_path.read_text().splitlines() if line.startswith("{")]
     invalid = next(r for r in records if "invalid message" in r["message"])
     assert (invalid["topic"], invalid["partition"], invalid["offset"]) == (topic.name, 0, 0)
     assert invalid["level"] == "warning" and invalid["logger"] == "dwbot.consumer"
+    duplicate = next(r for r in records if "suppressed" in r["message"])
+    assert duplicate["event_id"] == "evt-7" and duplicate["rule"] == "r" and duplicate["channel"] == "hook"
+    assert (duplicate["topic"], duplicate["partition"], duplicate["offset"]) == (topic.name, 0, 2)
+    assert duplicate["dedup_key"] == "r:acs.dataworks:evt-7"
     assert "SUPERSECRET123" not in log_path.read_text()
