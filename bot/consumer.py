@@ -17,7 +17,7 @@ from collections import Counter
 from collections.abc import Callable
 from dataclasses import dataclass, field
 
-from confluent_kafka import OFFSET_INVALID, Consumer, KafkaError, KafkaException, TopicPartition
+from confluent_kafka import Consumer, KafkaError, KafkaException, TopicPartition
 
 from bot.deadletter import raw_message
 from bot.delivery import Delivery, Result
@@ -302,10 +302,3 @@ class KafkaRunner:
         except (KafkaException, RuntimeError) as exc:
             log.warning("closing the consumer: %s", exc)
 
-
-def committed_offsets(consumer: Consumer, partitions: list[TopicPartition]) -> dict[tuple[str, int], int]:
-    """Helper for tests and tools: committed offsets of a group."""
-    result = {}
-    for tp in consumer.committed(partitions, timeout=10):
-        result[(tp.topic, tp.partition)] = tp.offset if tp.offset != OFFSET_INVALID else -1
-    return result

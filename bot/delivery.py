@@ -172,15 +172,15 @@ class ChannelWorker:
                 log.exception("channel %s: unexpected error delivering %s", self.name, job.notification.dedup_key)
                 job.not_before = self.clock.now() + backoff(job.attempts + 1, None, self.rng)
                 finished = None
+            if finished is not None:  # recorded before the job leaves the queue: wait_idle() sees it done
+                self._count(finished, job)
+                if job.done:
+                    job.done(job.notification, finished)
             with self._cond:
                 self._busy = False
                 if finished is not None:
                     self._queue.popleft()
                 self._cond.notify_all()
-            if finished is not None:
-                self._count(finished, job)
-                if job.done:
-                    job.done(job.notification, finished)
 
     def _attempt(self, job: Job, now: float) -> Result | None:
         """One try; returns the final result, or None to try again later."""
