@@ -318,10 +318,9 @@ def test_a_delivered_key_is_not_sent_again_and_a_failed_one_is(tmp_path, fakes):
     assert [b["text"] for _, b in slack.messages["hooksecret"]] == ["*msg 1*\ninstance 1", "*msg 0*\ninstance 0"]
 
 
-@pytest.mark.parametrize("kind", ["memory", "sqlite"])
-def test_store_concurrent_reservations_one_winner(tmp_path, kind):
-    clock = ScaledClock(1)
-    store = MemoryStore(clock) if kind == "memory" else SqliteStore(str(tmp_path / "s.db"), clock)
+def test_memory_store_concurrent_reservations_one_winner():
+    """(SQLite and Redis: threads and processes at once, in test_redis.py.)"""
+    store = MemoryStore(ScaledClock(1))
     wins: list[str] = []
     barrier = threading.Barrier(16)
 
